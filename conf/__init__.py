@@ -1,0 +1,1 @@
+"""Hydra config groups, shipped inside the package so `pkg://batchgap.conf` finds them."""

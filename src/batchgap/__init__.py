@@ -1,0 +1,3 @@
+"""batchgap: distributed batch-size scaling studies of the generalization gap."""
+
+__version__ = "0.1.0"

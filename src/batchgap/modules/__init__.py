@@ -1,0 +1,1 @@
+"""LightningModules: they own optimizers, schedules, losses and metrics, not architectures."""

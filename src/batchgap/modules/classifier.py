@@ -1,0 +1,101 @@
+"""The LightningModule that trains any classifier net with SGD (or Adam) and cross-entropy."""
+
+from __future__ import annotations
+
+import functools
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+
+from batchgap.modules.schedule import lr_multiplier, milestone_updates
+
+SPLITS = ("train", "val", "test")
+
+
+class Classifier(L.LightningModule):
+    """Owns the optimizer, the per-update lr schedule and the loss/error bookkeeping."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: functools.partial,
+        lr: float,
+        lr_milestones: list[float],
+        lr_gamma: float,
+        warmup_updates: int = 0,
+    ):
+        super().__init__()
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.lr = lr
+        self.lr_milestones = list(lr_milestones)
+        self.lr_gamma = lr_gamma
+        self.warmup_updates = warmup_updates
+        self.lr_drop_updates: list[int] = []
+        self.train_loss, self.train_err = MeanMetric(), MeanMetric()
+        self.val_loss, self.val_err = MeanMetric(), MeanMetric()
+        self.final_loss = nn.ModuleList(MeanMetric() for _ in SPLITS)
+        self.final_err = nn.ModuleList(MeanMetric() for _ in SPLITS)
+
+    def forward(self, x):
+        return self.net(x)
+
+    def _loss_and_mistakes(self, batch):
+        x, y = batch
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y)
+        mistakes = (logits.argmax(dim=1) != y).float()
+        return loss, mistakes
+
+    def training_step(self, batch, batch_idx):
+        loss, mistakes = self._loss_and_mistakes(batch)
+        size = mistakes.numel()
+        self.train_loss.update(loss.detach(), weight=size)
+        self.train_err.update(mistakes)
+        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
+        self.log("train/err", self.train_err, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss, mistakes = self._loss_and_mistakes(batch)
+        self.val_loss.update(loss, weight=mistakes.numel())
+        self.val_err.update(mistakes)
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True)
+        self.log("val/err", self.val_err, on_step=False, on_epoch=True)
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        """The final pass: every split in eval mode, logged as `<split>/final_loss|final_err`."""
+        loss, mistakes = self._loss_and_mistakes(batch)
+        split = SPLITS[dataloader_idx]
+        self.final_loss[dataloader_idx].update(loss, weight=mistakes.numel())
+        self.final_err[dataloader_idx].update(mistakes)
+        for name, metric in (("final_loss", self.final_loss), ("final_err", self.final_err)):
+            self.log(
+                f"{split}/{name}",
+                metric[dataloader_idx],
+                on_step=False,
+                on_epoch=True,
+                add_dataloader_idx=False,
+            )
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters(), lr=self.lr)
+        total_updates = int(self.trainer.estimated_stepping_batches)
+        self.lr_drop_updates = milestone_updates(self.lr_milestones, total_updates)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            functools.partial(
+                lr_multiplier,
+                drops=self.lr_drop_updates,
+                gamma=self.lr_gamma,
+                warmup_updates=self.warmup_updates,
+            ),
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": schedule, "interval": "step", "frequency": 1},
+        }

@@ -1,0 +1,1 @@
+"""Hoffer's remedies as configuration: lr scaling rules and training regimes."""

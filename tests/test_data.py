@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from batchgap.data.batches import HeldTensors, evaluation_batches, training_batches
+from batchgap.data.datamodule import load_splits
+from batchgap.data.sources import load_mnist5k
+from batchgap.errors import ConfigError
+
+
+def data_cfg(**overrides):
+    base = dict(
+        name="digits",
+        global_batch_size=64,
+        eval_batch_size=256,
+        val_fraction=0.15,
+        test_fraction=0.15,
+        split_seed=0,
+        on_device=True,
+        data_dir=None,
+        download=False,
+    )
+    base.update(overrides)
+    return OmegaConf.create(base)
+
+
+def test_digits_split_is_stratified_disjoint_and_fixed():
+    splits = load_splits(data_cfg())
+    sizes = {k: len(v.y) for k, v in splits.items()}
+    assert sum(sizes.values()) == 1797
+    assert sizes["test"] == round(0.15 * 1797) or abs(sizes["test"] - 0.15 * 1797) < 1
+    for part in splits.values():
+        counts = np.bincount(part.y, minlength=10) / len(part.y)
+        assert np.all(np.abs(counts - 0.1) < 0.02)
+    rows = {k: {v.x[i].tobytes() for i in range(len(v.y))} for k, v in splits.items()}
+    assert not rows["train"] & rows["test"]
+    again = load_splits(data_cfg())
+    assert np.array_equal(again["test"].y, splits["test"].y)
+
+
+def test_standardized_with_training_statistics():
+    train = load_splits(data_cfg())["train"].x
+    assert abs(train.mean()) < 1e-4
+    assert abs(train.std() - 1) < 1e-3
+
+
+def test_mnist5k_is_the_bundled_real_subset():
+    data = load_mnist5k()
+    assert data.x.shape == (5000, 1, 28, 28)
+    assert np.bincount(data.y).tolist() == [500] * 10
+
+
+def test_unknown_dataset_names_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"data.name='svhn' is unknown; valid: .*digits"):
+        load_splits(data_cfg(name="svhn"))
+
+
+def test_missing_torchvision_files_say_where(tmp_path):
+    with pytest.raises(ConfigError, match=str(tmp_path / "MNIST" / "raw")):
+        load_splits(data_cfg(name="mnist", data_dir=str(tmp_path)))
+
+
+def held(n=103):
+    return HeldTensors(torch.arange(n).float()[:, None], torch.arange(n))
+
+
+def test_training_shards_are_disjoint_and_reshuffled_each_epoch():
+    data = held(103)
+    seen = []
+    for rank in range(2):
+        loader = training_batches(data, batch_size=10, rank=rank, world_size=2, seed=3)
+        loader.sampler.set_epoch(0)
+        seen.append(torch.cat([y for _, y in loader]).tolist())
+        assert all(len(y) == 10 for _, y in loader)
+    assert not set(seen[0]) & set(seen[1])
+    assert len(seen[0]) == len(seen[1]) == 50
+    loader = training_batches(data, batch_size=10, rank=0, world_size=2, seed=3)
+    loader.sampler.set_epoch(1)
+    assert torch.cat([y for _, y in loader]).tolist() != seen[0]
+
+
+def test_evaluation_shards_cover_every_example_once():
+    data = held(103)
+    ys = []
+    for rank in range(3):
+        ys += torch.cat([y for _, y in evaluation_batches(data, 16, rank, 3)]).tolist()
+    assert sorted(ys) == list(range(103))
