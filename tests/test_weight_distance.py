@@ -8,6 +8,7 @@ from conftest import compose
 
 from batchgap import train as train_module
 from batchgap.callbacks.weight_distance import distances_and_norms, layer_groups
+from batchgap.records import read_summary
 
 TINY = ["regime.epochs=3", "model.width=16", "num_threads=1", "trainer.enable_progress_bar=false"]
 
@@ -57,7 +58,7 @@ def test_resume_restores_w0_and_update_count_and_matches_uninterrupted(tmp_path,
     monkeypatch.setattr(train_module, "DivergenceGuard", crashing)
     with pytest.raises(RuntimeError, match="simulated node failure"):
         train_module.train(compose(*TINY), tmp_path / "resumed")
-    failed = train_module.read_summary(tmp_path / "resumed")
+    failed = read_summary(tmp_path / "resumed")
     assert failed["status"] == "failed" and "simulated" in failed["error"]
     monkeypatch.undo()
 

@@ -55,10 +55,16 @@ class Classifier(L.LightningModule):
         size = mistakes.numel()
         self.train_loss.update(loss.detach(), weight=size)
         self.train_err.update(mistakes)
-        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
-        self.log("train/err", self.train_err, on_step=False, on_epoch=True)
+        # self.log costs more than a small step; call it only when the logger will write.
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
         return loss
+
+    def on_train_epoch_end(self):
+        self.log("train/loss", self.train_loss.compute())
+        self.log("train/err", self.train_err.compute())
+        self.train_loss.reset()
+        self.train_err.reset()
 
     def validation_step(self, batch, batch_idx):
         loss, mistakes = self._loss_and_mistakes(batch)
