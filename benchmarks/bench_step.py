@@ -127,7 +127,7 @@ def plain_updates(batch: int, updates: int) -> float:
 
 
 def data_path_seconds(batch: int, batches: int) -> tuple[float, float]:
-    """Seconds per batch drawn from batchgap's held-tensor loader and from DataLoader(TensorDataset)."""
+    """Seconds per batch from batchgap's held-tensor loader and from DataLoader(TensorDataset)."""
     from torch.utils.data import DataLoader, TensorDataset
 
     from batchgap.data.batches import HeldTensors, training_batches
