@@ -1,0 +1,101 @@
+"""The whole analysis in the order it happens: read, group, fit, tabulate, draw, report."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from batchgap_analysis import report
+from batchgap_analysis.fits import FIRST_LR_DROP, fit_runs, parse_fit_end, summarize_groups
+from batchgap_analysis.gap import closing_table, gap_table, remedy_table, run_table
+from batchgap_analysis.groups import Grouping, group_runs
+from batchgap_analysis.records import Records, load_records
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Analysis:
+    """Everything the report shows: records, groups, fit and gap tables, written files."""
+
+    records: Records
+    out_dir: Path
+    fit_start: float
+    fit_end: str | int
+    grouping: Grouping | None = None
+    run_fits: pd.DataFrame = field(default_factory=pd.DataFrame)
+    group_fits: pd.DataFrame = field(default_factory=pd.DataFrame)
+    runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    gap: pd.DataFrame = field(default_factory=pd.DataFrame)
+    closing: pd.DataFrame = field(default_factory=pd.DataFrame)
+    remedies: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)
+    tables: dict[str, Path] = field(default_factory=dict)
+    figures: dict[str, list[Path]] = field(default_factory=dict)
+
+
+def analyze(
+    sweep_dirs: Sequence[str | Path],
+    out_dir: str | Path | None = None,
+    fit_start: float = 10,
+    fit_end: str | int = FIRST_LR_DROP,
+    figures: bool = True,
+) -> Path:
+    """Analyze every run under sweep_dirs into out_dir (default: <first dir>/analysis) and
+    return the path of report.md. Raises NoRunsError when no directory holds a run."""
+    if isinstance(sweep_dirs, str | Path):
+        sweep_dirs = [sweep_dirs]
+    fit_end = parse_fit_end(fit_end)
+    records = load_records(sweep_dirs)
+    out = Path(out_dir) if out_dir is not None else Path(sweep_dirs[0]) / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    result = Analysis(records, out, fit_start, fit_end, notes=list(records.notes))
+
+    if records.runs:
+        _analyze_runs(result, figures)
+    else:
+        result.notes.append("every run was excluded; no fits or tables")
+        log.warning(result.notes[-1])
+
+    path = out / "report.md"
+    path.write_text(report.render(result))
+    log.info("report written to %s", path)
+    return path
+
+
+def _analyze_runs(result: Analysis, figures: bool) -> None:
+    grouping = group_runs(result.records.runs)
+    result.grouping = grouping
+    result.notes += grouping.notes
+
+    result.run_fits, fit_notes = fit_runs(grouping, result.fit_start, result.fit_end)
+    result.notes += fit_notes
+    result.group_fits = summarize_groups(result.run_fits)
+
+    result.runs = run_table(grouping)
+    result.gap = gap_table(result.runs, grouping)
+    result.closing = closing_table(result.group_fits, result.runs, grouping)
+    result.remedies = remedy_table(result.gap, grouping)
+
+    out = result.out_dir
+    fits = pd.concat([result.group_fits, result.run_fits], ignore_index=True)
+    fits["n_seeds"] = fits["n_seeds"].astype("Int64")  # empty on run rows, a count on groups
+    tables = {
+        "fits.csv": fits,
+        "gap.csv": result.gap,
+        "closing.csv": result.closing,
+        "remedies.csv": result.remedies,
+        "runs.csv": result.runs,
+    }
+    for name, table in tables.items():
+        table.to_csv(out / name, index=False)
+        result.tables[name] = out / name
+
+    if figures:
+        from batchgap_analysis.plots import write_figures  # matplotlib only when drawing
+
+        result.figures = write_figures(grouping, result.group_fits, result.gap, out)
