@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="last update of the fit window: the first learning-rate drop (default), the end "
         "of training, or update N",
     )
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        metavar="ERR",
+        help="val/err target for steps-to-target and the critical batch size (default: the "
+        "runs' early_stop.val_err_below, if they share one)",
+    )
     parser.add_argument("--no-figures", action="store_true", help="skip drawing the figures")
     parser.add_argument("-q", "--quiet", action="store_true", help="print warnings only")
     return parser
@@ -72,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fit_start=args.fit_start,
             fit_end=fit_end,
             figures=not args.no_figures,
+            target=args.target,
         )
     except NoRunsError as err:
         print(f"batchgap-analyze: error: {err}", file=sys.stderr)

@@ -33,6 +33,8 @@ class Analysis:
     gap: pd.DataFrame = field(default_factory=pd.DataFrame)
     closing: pd.DataFrame = field(default_factory=pd.DataFrame)
     remedies: pd.DataFrame = field(default_factory=pd.DataFrame)
+    target: float | None = None
+    critical: dict | None = None
     notes: list[str] = field(default_factory=list)
     tables: dict[str, Path] = field(default_factory=dict)
     figures: dict[str, list[Path]] = field(default_factory=dict)
@@ -44,9 +46,13 @@ def analyze(
     fit_start: float = 10,
     fit_end: str | int = FIRST_LR_DROP,
     figures: bool = True,
+    target: float | None = None,
 ) -> Path:
     """Analyze every run under sweep_dirs into out_dir (default: <first dir>/analysis) and
-    return the path of report.md. Raises NoRunsError when no directory holds a run."""
+    return the path of report.md. Raises NoRunsError when no directory holds a run.
+
+    `target` (a val/err) adds steps-to-target and the critical batch size; by default it is
+    the runs' shared `early_stop.val_err_below`, when they have one."""
     if isinstance(sweep_dirs, str | Path):
         sweep_dirs = [sweep_dirs]
     fit_end = parse_fit_end(fit_end)
@@ -54,6 +60,7 @@ def analyze(
     out = Path(out_dir) if out_dir is not None else Path(sweep_dirs[0]) / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     result = Analysis(records, out, fit_start, fit_end, notes=list(records.notes))
+    result.target = target if target is not None else _shared_target(records)
 
     if records.runs:
         _analyze_runs(result, figures)
@@ -95,7 +102,34 @@ def _analyze_runs(result: Analysis, figures: bool) -> None:
         table.to_csv(out / name, index=False)
         result.tables[name] = out / name
 
+    if result.target is not None:
+        _analyze_critical(result, figures)
+
     if figures:
         from batchgap_analysis.plots import write_figures  # matplotlib only when drawing
 
-        result.figures = write_figures(grouping, result.group_fits, result.gap, out)
+        result.figures.update(write_figures(grouping, result.group_fits, result.gap, out))
+
+
+def _shared_target(records: Records) -> float | None:
+    targets = {run.config.get("early_stop.val_err_below") for run in records.runs}
+    return targets.pop() if len(targets) == 1 and None not in targets else None
+
+
+def _analyze_critical(result: Analysis, figures: bool) -> None:
+    from batchgap_analysis.critical import critical_figure, critical_study
+
+    critical = critical_study(result.records.runs, result.run_fits, result.target)
+    result.critical = critical
+    critical["table"].to_csv(result.out_dir / "steps_to_target.csv", index=False)
+    result.tables["steps_to_target.csv"] = result.out_dir / "steps_to_target.csv"
+    if critical.get("note"):
+        result.notes.append(critical["note"])
+    if figures and not critical["best"].empty:
+        figure = critical_figure(critical, result.target)
+        paths = []
+        for suffix in ("png", "svg"):
+            path = result.out_dir / f"critical_batch.{suffix}"
+            figure.savefig(path, dpi=150)
+            paths.append(path)
+        result.figures["critical_batch"] = paths

@@ -38,6 +38,7 @@ def render(analysis: Analysis) -> str:
             _gap(analysis),
             _closing(analysis),
             _remedies(analysis),
+            _critical(analysis),
             _figures(analysis),
             _files(analysis),
         ]
@@ -355,6 +356,61 @@ def _remedies(analysis: Analysis) -> str:
         "100 % beats it. It carries no error bar: read it beside the seed spreads above.\n\n"
         + table(header, rows)
     )
+
+
+def _critical(analysis: Analysis) -> str:
+    result = analysis.critical
+    if result is None:
+        return ""
+    lines = [
+        f"## Critical batch size (target val/err <= {analysis.target:g})",
+        "",
+        "Steps to target: the first evaluated update at which val/err reached the target "
+        "(exact to the evaluation interval); per batch size, the lr whose seeds all reached it "
+        "in the fewest mean updates.",
+        "",
+    ]
+    best = result["best"]
+    if best.empty:
+        return "\n".join([*lines, "No batch size reached the target in every seed."])
+    rows = [
+        [
+            int(r.global_batch_size),
+            _value(r.lr),
+            f"{r.steps:.0f}",
+            _fixed(r.steps_std, 1),
+            f"{r.examples:.0f}",
+            int(r.seeds),
+        ]
+        for r in best.itertuples()
+    ]
+    lines.append(table(["B", "best lr", "updates S", "std", "examples E", "seeds"], rows))
+    fit = result["fit"]
+    b_simple = result.get("b_simple")
+    iqr = result.get("b_simple_iqr")
+    compare = [
+        [
+            "B_crit from S = S_min (1 + B_crit / B)",
+            f"{fit['b_crit']:.1f} +- {fit['b_crit_se']:.1f}" if fit else "not fitted",
+        ],
+        ["S_min (updates)", f"{fit['s_min']:.1f} +- {fit['s_min_se']:.1f}" if fit else "-"],
+        [
+            "B_simple = tr(Sigma)/|G|^2 (median over runs, IQR)",
+            f"{b_simple:.1f} ({iqr[0]:.1f}-{iqr[1]:.1f})"
+            if b_simple is not None
+            else "not measured (noise_scale.enabled=false)",
+        ],
+        [
+            "smallest B whose log-t slope b is below half the smallest B's",
+            _value(result.get("slope_change_batch")),
+        ],
+        [
+            "smallest B whose test error exceeds the smallest B's by > 2 SE",
+            _value(result.get("gap_change_batch")),
+        ],
+    ]
+    lines += ["", table(["quantity", "value"], compare)]
+    return "\n".join(lines)
 
 
 def _figures(analysis: Analysis) -> str:
