@@ -34,6 +34,7 @@ class Analysis:
     closing: pd.DataFrame = field(default_factory=pd.DataFrame)
     remedies: pd.DataFrame = field(default_factory=pd.DataFrame)
     target: float | None = None
+    quality: pd.DataFrame = field(default_factory=pd.DataFrame)
     critical: dict | None = None
     notes: list[str] = field(default_factory=list)
     tables: dict[str, Path] = field(default_factory=dict)
@@ -105,10 +106,30 @@ def _analyze_runs(result: Analysis, figures: bool) -> None:
     if result.target is not None:
         _analyze_critical(result, figures)
 
+    _analyze_quality(result, figures)
+
     if figures:
         from batchgap_analysis.plots import write_figures  # matplotlib only when drawing
 
         result.figures.update(write_figures(grouping, result.group_fits, result.gap, out))
+
+
+def _analyze_quality(result: Analysis, figures: bool) -> None:
+    from batchgap_analysis.gan_quality import quality_figure, quality_table
+
+    result.quality = quality_table(result.grouping)
+    if result.quality.empty:
+        return
+    result.quality.to_csv(result.out_dir / "quality.csv", index=False)
+    result.tables["quality.csv"] = result.out_dir / "quality.csv"
+    if figures:
+        figure = quality_figure(result.quality)
+        paths = []
+        for suffix in ("png", "svg"):
+            path = result.out_dir / f"quality_vs_batch.{suffix}"
+            figure.savefig(path, dpi=150)
+            paths.append(path)
+        result.figures["quality_vs_batch"] = paths
 
 
 def _shared_target(records: Records) -> float | None:

@@ -39,6 +39,7 @@ def render(analysis: Analysis) -> str:
             _closing(analysis),
             _remedies(analysis),
             _critical(analysis),
+            _quality(analysis),
             _figures(analysis),
             _files(analysis),
         ]
@@ -355,6 +356,54 @@ def _remedies(analysis: Analysis) -> str:
         "(err_LB − err_remedy) / (err_LB − err_SB). 100 % matches the small batch; above "
         "100 % beats it. It carries no error bar: read it beside the seed spreads above.\n\n"
         + table(header, rows)
+    )
+
+
+def _quality(analysis: Analysis) -> str:
+    frame = analysis.quality
+    if frame.empty:
+        return ""
+    rows = [
+        [
+            r.group,
+            r.label,
+            r.objective,
+            r.global_batch_size,
+            r.updates,
+            r.n_seeds,
+            _pm(r.fid_mean, r.fid_std),
+            _pm(r.inception_score_mean, r.inception_score_std),
+            _pm(r.mode_coverage_mean, r.mode_coverage_std),
+        ]
+        for r in frame.itertuples()
+    ]
+    real = frame.iloc[0]
+    return "\n".join(
+        [
+            "## GAN sample quality",
+            "",
+            "Scores on the penultimate features of a batchgap classifier trained on the same "
+            "dataset (see each run's summary.json for the classifier, sample count and seed). "
+            f"Real data score: Frechet distance {_fixed(real.real_fid, 2)}, inception score "
+            f"{_fixed(real.real_inception_score, 2)}, mode coverage "
+            f"{_fixed(real.real_mode_coverage, 2)}. Frechet distances are biased upward at "
+            "small sample counts.",
+            "",
+            table(
+                [
+                    "group",
+                    "label",
+                    "objective",
+                    "B",
+                    "G updates",
+                    "seeds",
+                    "Frechet distance",
+                    "inception score",
+                    "mode coverage",
+                ],
+                rows,
+            ),
+        ]
     )
 
 
