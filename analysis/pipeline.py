@@ -35,6 +35,7 @@ class Analysis:
     remedies: pd.DataFrame = field(default_factory=pd.DataFrame)
     target: float | None = None
     quality: pd.DataFrame = field(default_factory=pd.DataFrame)
+    hoffer: pd.DataFrame = field(default_factory=pd.DataFrame)
     critical: dict | None = None
     notes: list[str] = field(default_factory=list)
     tables: dict[str, Path] = field(default_factory=dict)
@@ -107,6 +108,13 @@ def _analyze_runs(result: Analysis, figures: bool) -> None:
         _analyze_critical(result, figures)
 
     _analyze_quality(result, figures)
+
+    from batchgap_analysis.hoffer_table import hoffer_table
+
+    result.hoffer = hoffer_table(result.records.runs)
+    if not result.hoffer.empty:
+        result.hoffer.to_csv(out / "hoffer_table.csv", index=False)
+        result.tables["hoffer_table.csv"] = out / "hoffer_table.csv"
 
     if figures:
         from batchgap_analysis.plots import write_figures  # matplotlib only when drawing

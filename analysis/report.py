@@ -38,6 +38,7 @@ def render(analysis: Analysis) -> str:
             _gap(analysis),
             _closing(analysis),
             _remedies(analysis),
+            _hoffer(analysis),
             _critical(analysis),
             _quality(analysis),
             _figures(analysis),
@@ -359,6 +360,45 @@ def _remedies(analysis: Analysis) -> str:
     )
 
 
+def _hoffer(analysis: Analysis) -> str:
+    from batchgap_analysis.hoffer_table import PAPER, ROW_NAMES
+
+    frame = analysis.hoffer
+    if frame.empty:
+        return ""
+    lines = [
+        "## Hoffer et al.'s table: each remedy added in turn",
+        "",
+        "Rows named by each run's `remedy`. Gap closed = (err_LB - err_row) / (err_LB - err_SB) "
+        "on mean test error: 100 % matches the small batch. Paper: Hoffer, Hubara & Soudry "
+        "2017, Table 1, as test error (100 - accuracy).",
+    ]
+    for experiment, part in frame.groupby("experiment_name", sort=False):
+        paper = PAPER.get(experiment)
+        header = ["row", "B", "updates", "seeds", "test err %", "gap pts", "gap closed"]
+        if paper:
+            header.append("paper test err %" + ("" if paper[2] else " (unverified)"))
+        rows = []
+        for r in part.itertuples():
+            row = [
+                ROW_NAMES[r.remedy],
+                r.global_batch_size,
+                f"{r.updates:.0f}",
+                r.seeds,
+                _pm(100 * r.test_err_mean, 100 * r.test_err_std),
+                _fixed(100 * r.gap_mean, 2),
+                _percent(r.gap_closed),
+            ]
+            if paper:
+                row.append(_fixed(r.paper_test_err_pct, 2))
+            rows.append(row)
+        title = f"### {experiment}" + (f" (paper: {paper[1]})" if paper else "")
+        lines += ["", title, "", table(header, rows)]
+        notes = {n for n in part["note"] if n}
+        lines += [f"\nNote: {n}." for n in notes]
+    return "\n".join(lines)
+
+
 def _quality(analysis: Analysis) -> str:
     frame = analysis.quality
     if frame.empty:
@@ -568,4 +608,4 @@ def _sci(value) -> str:
 
 
 def _percent(value) -> str:
-    return "n/a" if not _finite(value) else f"{100 * value:.0f} %"
+    return "n/a" if not _finite(value) else f"{100 * value + 0.0:.0f} %"
