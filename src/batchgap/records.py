@@ -48,5 +48,12 @@ def _jsonable(value):
     return str(value)
 
 
+def record_failure(path: Path, error: str) -> None:
+    """Mark the summary at `path` failed with `error`, keeping whatever the run recorded."""
+    summary = json.loads(path.read_text()) if path.exists() else {}
+    summary.update(status="failed", error=error)
+    write_json_atomic(path, summary)
+
+
 def read_summary(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "summary.json").read_text())

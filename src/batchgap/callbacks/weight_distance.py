@@ -139,6 +139,9 @@ class WeightDistance(L.Callback):
         self._last_recorded = update
         sq_dist, sq_norm = distances_and_norms(self._params, self._initial_list)
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            # Each rank holds its shard's loss; record the global batch's (equal shard sizes).
+            loss = trainer.strategy.reduce(loss.detach(), reduce_op="mean")
         row = {
             "update": update,
             "epoch": trainer.current_epoch,
