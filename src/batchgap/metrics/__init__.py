@@ -1,0 +1,1 @@
+"""Offline quality metrics for generated images, on features of a batchgap classifier."""
