@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from slurm_cluster import slurm_cluster  # noqa: F401  (session fixture of the slurm tests)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("model=resnet9", "model='resnet9' is unknown; valid: convnet, f1, mlp"),
+        ("model=resnet9", "model='resnet9' is unknown; valid: c1, c3, convnet, f1, mlp, resnet20"),
         ("trainer.devices=3", "data.global_batch_size=64 does not divide evenly"),
         ("optim.lr=0", "optim.lr=0 is invalid; it must be a positive number"),
         ("data.global_batch_size=-8", "data.global_batch_size=-8 is invalid"),

@@ -16,20 +16,26 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from batchgap.batching import batch_layout, updates_per_epoch
 from batchgap.callbacks import DivergenceGuard, WeightDistance
+from batchgap.callbacks.noise_scale import GradientNoiseScale
+from batchgap.callbacks.requeue import JobRequeued, RequeueOnSignal
 from batchgap.data.datamodule import ClassificationData, check_data_fits
+from batchgap.distributed import place_processes, trainer_settings
 from batchgap.errors import ConfigError
+from batchgap.local_ranks import RankFailure, start_local_ranks
 from batchgap.models import build_model
+from batchgap.models.norm import check_norm
 from batchgap.modules.classifier import Classifier
-from batchgap.records import git_revision, package_version, write_json_atomic
+from batchgap.records import git_revision, package_version, record_failure, write_json_atomic
 from batchgap.scaling.regime import training_regime
 from batchgap.scaling.rules import scaled_lr
+from batchgap.slurm import check_slurm_tasks, slurm_plugins
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +49,8 @@ def check_writable(run_dir: Path) -> None:
     """Fail before any work when the run directory cannot hold the records."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_probe"
+        # One probe per process: the ranks of a job probe the same directory at once.
+        probe = run_dir / f".write_probe.{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
@@ -55,13 +62,35 @@ def thread_count(cfg: DictConfig) -> int:
     if cfg.num_threads is not None:
         return int(cfg.num_threads)
     local = cfg.trainer.devices if cfg.trainer.accelerator == "cpu" else 1
-    return max(1, (os.cpu_count() or 1) // max(1, int(local)))
+    # The cores this process may run on: a Slurm or taskset allocation, not the whole node.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // (max(1, int(local)) * parallel_jobs()))
+
+
+def parallel_jobs() -> int:
+    """Sweep jobs running side by side on this machine (the parallel launcher's n_jobs)."""
+    try:
+        launcher = HydraConfig.get().launcher
+    except ValueError:
+        return 1
+    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
+    return max(1, int(n_jobs)) if n_jobs else 1
+
+
+def speed_up(net: torch.nn.Module, perf: DictConfig) -> torch.nn.Module:
+    """Apply the GPU fast paths asked for: channels-last memory and torch.compile."""
+    if perf.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    if perf.compile:
+        net = torch.compile(net)
+    return net
 
 
 def make_loggers(cfg: DictConfig, run_dir: Path) -> list:
     # A new version per (re)start: a resumed run must not overwrite the metrics already written.
     loggers = [CSVLogger(save_dir=str(run_dir), name="csv")]
-    if cfg.logger.get("wandb"):
+    # One wandb run per job: only global rank zero creates it (and its id file), and finishes it.
+    if cfg.logger.get("wandb") and rank_zero_only.rank == 0:
         from batchgap.wandb_run import make_wandb_logger
 
         loggers.append(make_wandb_logger(cfg, run_dir))
@@ -69,7 +98,7 @@ def make_loggers(cfg: DictConfig, run_dir: Path) -> list:
 
 
 def close_loggers(cfg: DictConfig, failed: bool) -> None:
-    if cfg.logger.get("wandb"):
+    if cfg.logger.get("wandb") and rank_zero_only.rank == 0:
         from batchgap.wandb_run import finish_wandb
 
         finish_wandb(failed)
@@ -87,6 +116,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         cfg.trainer.devices,
         cfg.trainer.num_nodes,
         cfg.trainer.accumulate_grad_batches,
+    )
+    check_norm(
+        cfg.model.get("norm"),
+        cfg.model.get("ghost_batch_size"),
+        layout.per_device_batch_size,
+        cfg.trainer.accelerator,
     )
     data = ClassificationData(
         cfg.data, layout.per_device_batch_size, cfg.data.eval_batch_size, shuffle_seed=cfg.seed
@@ -116,7 +151,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         cfg.optim.lr,
     )
 
-    net = build_model(cfg.model, data.input_shape, data.num_classes)
+    net = speed_up(build_model(cfg.model, data.input_shape, data.num_classes), cfg.perf)
     module = Classifier(
         net,
         optimizer=hydra.utils.instantiate(cfg.optim.optimizer),
@@ -128,13 +163,34 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
     distance = WeightDistance(run_dir / "weights.csv")
     guard = DivergenceGuard()
+    extra_callbacks = []
+    if cfg.early_stop.val_err_below is not None:
+        # Steps-to-target studies stop a run once it reaches the target; patience never ends it.
+        extra_callbacks.append(
+            EarlyStopping(
+                monitor="val/err",
+                mode="min",
+                stopping_threshold=cfg.early_stop.val_err_below,
+                patience=10**9,
+                check_on_train_epoch_end=False,
+            )
+        )
+    noise = None
+    if cfg.noise_scale.enabled:
+        noise = GradientNoiseScale(
+            run_dir / "noise.csv", cfg.noise_scale.ema_decay, cfg.noise_scale.every_n_updates
+        )
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
-        save_last=True,
-        save_top_k=0,
+        # One file, overwritten every n epochs: Lightning 2.6 writes save_last's copy only when
+        # a top-k file is saved, so save_top_k=0 would leave no checkpoint before the end.
+        filename="last",
+        save_top_k=1,
         every_n_epochs=cfg.checkpoint.every_n_epochs,
     )
-    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    # Writes the checkpoint the resume below looks for, so a requeued job finds it.
+    requeue = RequeueOnSignal(run_dir / "checkpoints" / "last.ckpt")
+    trainer_kwargs = trainer_settings(cfg.trainer)
     if trainer_kwargs.get("enable_progress_bar") is None:
         # A bar helps at a terminal and floods a log file or a Slurm output.
         trainer_kwargs["enable_progress_bar"] = sys.stderr.isatty()
@@ -144,7 +200,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         max_steps=regime.max_updates or -1,
         gradient_clip_val=cfg.optim.gradient_clip_norm,
         log_every_n_steps=max(1, min(50, per_epoch)),
-        callbacks=[distance, guard, checkpoint],
+        callbacks=[
+            distance,
+            guard,
+            checkpoint,
+            requeue,
+            *extra_callbacks,
+            *([noise] if noise else []),
+        ],
+        plugins=slurm_plugins(),
         logger=make_loggers(cfg, run_dir),
         default_root_dir=str(run_dir),
         use_distributed_sampler=False,
@@ -154,6 +218,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     summary = {
         "status": "running",
         "experiment_name": cfg.experiment_name,
+        "remedy": cfg.get("remedy"),
         "dataset": cfg.data.name,
         "model": cfg.model.name,
         "seed": cfg.seed,
@@ -187,7 +252,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
         trainer.test(module, datamodule=data, verbose=False)
     except BaseException as err:
-        summary.update(status="failed", error=f"{type(err).__name__}: {err}")
+        if isinstance(err, JobRequeued):
+            summary.update(status="requeued")
+        else:
+            summary.update(status="failed", error=f"{type(err).__name__}: {err}")
         summary["wall_time_s"] = time.time() - started
         record(run_dir / "summary.json", summary)
         close_loggers(cfg, failed=True)
@@ -212,6 +280,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         lr_milestone_updates=module.lr_drop_updates,
         final_weight_distance=getattr(distance, "last_row", {}).get("weight_distance"),
         wall_time_s=time.time() - started,
+        **(noise.summary() if noise else {}),
     )
     record(run_dir / "summary.json", summary)
     close_loggers(cfg, failed=False)
@@ -230,14 +299,28 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 @hydra.main(version_base="1.3", config_path="pkg://batchgap.conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    if rank_zero_only.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     try:
-        summary = train(cfg, run_dir)
+        check_slurm_tasks(cfg.trainer.devices)
+        placement = place_processes(cfg)
+        # A process that forks a node's ranks speaks for the first of them.
+        rank_zero_only.rank = placement.rank
+        if placement.rank == 0:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        # The task group names the function that runs a job: train() below, or a GAN's.
+        job = hydra.utils.get_method(cfg.task.run)
+        if placement.starts_local_ranks:
+            summary = start_local_ranks(placement, job, cfg, run_dir)
+        else:
+            summary = job(cfg, run_dir)
     except ConfigError as err:
         print(f"batchgap-train: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except RankFailure as err:
+        # A killed rank zero could not record its end; the parent does.
+        if placement.rank == 0:
+            record_failure(run_dir / "summary.json", str(err))
+        raise
     return summary.get("test_err")
 
 
