@@ -118,7 +118,18 @@ def distance_figure(
             for model in sorted(rivals):
                 label = f"fit {FORMULAS[model]} (preferred by AIC)"
                 handles.append(Line2D([], [], color="0.35", ls=":", lw=1.4, label=label))
-        ax.legend(handles=handles, loc="upper left", frameon=False, fontsize="small")
+        if len(handles) > 10:
+            # A sweep over lr and batch has dozens of series: list them beside the axes.
+            ax.legend(
+                handles=handles,
+                loc="upper left",
+                bbox_to_anchor=(1.01, 1.0),
+                frameon=False,
+                fontsize="x-small",
+                ncol=1 + len(handles) // 18,
+            )
+        else:
+            ax.legend(handles=handles, loc="upper left", frameon=False, fontsize="small")
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     return figure
@@ -276,8 +287,16 @@ def _series(grouping: Grouping) -> list[list[Group]]:
         # Groups that differ only in a batch-dependent key at one batch are no line: points.
         if len(set(batches)) == len(batches):
             series.append(members)
-        else:
-            series += [[g] for g in members]
+            continue
+        # Several groups per batch (an lr grid): one line per value of what else they set.
+        by_rest: dict[str, list[Group]] = {}
+        for group in members:
+            by_rest.setdefault(_series_label([group], 2), []).append(group)
+        for line in by_rest.values():
+            if len({g.batch_size for g in line}) == len(line):
+                series.append(line)
+            else:
+                series += [[g] for g in line]
     return series
 
 
