@@ -18,7 +18,8 @@ A run is any directory holding summary.json (with weights.csv and config.yaml be
 runs are found recursively, so a Hydra multirun directory or a single run both work.
 Writes report.md, fits.csv, gap.csv, closing.csv, remedies.csv, runs.csv and the figures
 distance_vs_updates, distance_vs_epochs and gap_vs_batch (PNG and SVG) under --out.
-Exit status: 0 when the report is written, 2 on bad arguments or when no run is found.
+Exit status: 0 when the report is written, 2 on bad arguments, when no run is found, or when
+every run was excluded (the report, with the reasons, is still written).
 """
 
 

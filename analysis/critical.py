@@ -199,6 +199,15 @@ def critical_figure(result: dict, target: float):
                 transform=ax.transAxes,
                 fontsize=7,
             )
+        # The other estimates of where batches stop paying, on the same axis.
+        markers = (
+            (result.get("b_simple"), "tab:purple", "B_simple (noise scale, median)"),
+            (result.get("slope_change_batch"), "tab:brown", "log-t slope halves"),
+            (result.get("gap_change_batch"), "tab:red", "test error rises"),
+        )
+        for value, colour, name in markers:
+            if value:
+                ax.axvline(value, color=colour, ls="-.", lw=1.2, label=f"{name}: {value:.0f}")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("global batch size B (examples per update)")

@@ -73,3 +73,46 @@ def quality_figure(table: pd.DataFrame):
     seeds = int(table["n_seeds"].max()) if len(table) else 0
     figure.suptitle(f"GAN sample quality at equal generator updates (mean ± std, n <= {seeds})")
     return figure
+
+
+def quality_curves(grouping: Grouping) -> pd.DataFrame:
+    """Every GAN run's quality.csv rows (generated samples only), tagged with its group."""
+    frames = []
+    for group in grouping.groups:
+        for run in group.runs:
+            path = run.path / "quality.csv"
+            if not path.is_file():
+                continue
+            try:
+                frame = pd.read_csv(path)
+            except (OSError, ValueError, pd.errors.ParserError):
+                continue
+            frame = frame[frame["update"] != "real"].copy()
+            frame["update"] = pd.to_numeric(frame["update"], errors="coerce")
+            frame["group"], frame["label"] = group.id, group.label
+            frame["objective"] = run.summary.get("objective")
+            frame["global_batch_size"] = group.batch_size
+            frames.append(frame.dropna(subset=["update"]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def quality_curve_figure(curves: pd.DataFrame):
+    """Frechet distance against generator updates, one panel per objective, one line per
+    batch size (mean over seeds)."""
+    from matplotlib.figure import Figure
+
+    objectives = sorted(curves["objective"].fillna("").unique())
+    figure = Figure(figsize=(5.5 * len(objectives), 4), layout="constrained")
+    axes = figure.subplots(1, len(objectives), squeeze=False)[0]
+    for ax, objective in zip(axes, objectives):
+        part = curves[curves["objective"].fillna("") == objective]
+        for batch, line in part.groupby("global_batch_size"):
+            mean = line.groupby("update")["fid"].mean()
+            ax.plot(mean.index, mean.to_numpy(), marker="o", ms=3, label=f"B={batch}")
+        ax.set_yscale("log")
+        ax.set_xlabel("generator updates")
+        ax.set_ylabel(LABELS["fid"])
+        ax.set_title(f"{objective or 'GAN'}: sample quality during training")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    return figure

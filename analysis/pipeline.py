@@ -13,7 +13,7 @@ from batchgap_analysis import report
 from batchgap_analysis.fits import FIRST_LR_DROP, fit_runs, parse_fit_end, summarize_groups
 from batchgap_analysis.gap import closing_table, gap_table, remedy_table, run_table
 from batchgap_analysis.groups import Grouping, group_runs
-from batchgap_analysis.records import Records, load_records
+from batchgap_analysis.records import NoRunsError, Records, load_records
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ def analyze(
     path = out / "report.md"
     path.write_text(report.render(result))
     log.info("report written to %s", path)
+    if not records.runs:
+        raise NoRunsError(f"every run was excluded (reasons in {path})")
     return path
 
 
@@ -123,7 +125,12 @@ def _analyze_runs(result: Analysis, figures: bool) -> None:
 
 
 def _analyze_quality(result: Analysis, figures: bool) -> None:
-    from batchgap_analysis.gan_quality import quality_figure, quality_table
+    from batchgap_analysis.gan_quality import (
+        quality_curve_figure,
+        quality_curves,
+        quality_figure,
+        quality_table,
+    )
 
     result.quality = quality_table(result.grouping)
     if result.quality.empty:
@@ -138,6 +145,15 @@ def _analyze_quality(result: Analysis, figures: bool) -> None:
             figure.savefig(path, dpi=150)
             paths.append(path)
         result.figures["quality_vs_batch"] = paths
+        curves = quality_curves(result.grouping)
+        if not curves.empty:
+            figure = quality_curve_figure(curves)
+            paths = []
+            for suffix in ("png", "svg"):
+                path = result.out_dir / f"quality_vs_updates.{suffix}"
+                figure.savefig(path, dpi=150)
+                paths.append(path)
+            result.figures["quality_vs_updates"] = paths
 
 
 def _shared_target(records: Records) -> float | None:

@@ -184,7 +184,8 @@ def _read_summary(path: Path) -> dict:
     except (OSError, UnicodeDecodeError) as err:
         raise BadRecord(f"{SUMMARY} unreadable: {err}") from err
     except json.JSONDecodeError as err:
-        raise BadRecord(f"{SUMMARY} is not JSON ({err.msg} at line {err.lineno})") from err
+        where = f"line {err.lineno} column {err.colno}"
+        raise BadRecord(f"{SUMMARY} is not JSON ({err.msg.removesuffix(' at')}: {where})") from err
     if not isinstance(summary, dict):
         raise BadRecord(f"{SUMMARY} is not a JSON object")
     return summary

@@ -93,10 +93,12 @@ def test_cli_help_documents_the_options():
         assert option in done.stdout
 
 
-def test_all_runs_excluded_still_writes_a_report(tmp_path):
+def test_all_runs_excluded_still_writes_a_report_and_exits_2(tmp_path):
     write_run(tmp_path / "0", status="failed")
     done = _cli(tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "every run was excluded" in errors[0]
     report = (tmp_path / "analysis" / "report.md").read_text()
     assert "status 'failed'" in report and "every run was excluded" in report
 

@@ -18,21 +18,22 @@ pytestmark = pytest.mark.slow
         ("data.global_batch_size=-8", "data.global_batch_size=-8 is invalid"),
         ("data=mnist", "mnist files not found under"),
         ("output_root=/proc/batchgap", "output_root=/proc/batchgap is not a writable directory"),
+        ("nonexistent_key=1", "Could not override 'nonexistent_key'. To append to your config"),
+        ("debug=fast trainer=ddp_cpu data.global_batch_size=63", "63 / (2 devices x 1 nodes"),
     ],
 )
 def test_bad_input_fails_in_one_line_before_training(tmp_path, override, expected):
-    args = (
-        [override, f"hydra.run.dir={tmp_path}/run"]
-        if "output_root" not in override
-        else [override]
-    )
+    args = override.split()
+    if "output_root" not in override:
+        args.append(f"hydra.run.dir={tmp_path}/run")
     if override == "data=mnist":
         args.append(f"data.data_dir={tmp_path}/nothing")
     result = run_cli("batchgap.train", *args, cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert "srun" not in result.stderr
+    assert not (tmp_path / "run").exists(), "a refused run leaves no directory"
 
 
 def test_two_job_sweep_leaves_complete_records_in_one_directory(tmp_path):

@@ -70,3 +70,19 @@ def test_resume_restores_w0_and_update_count_and_matches_uninterrupted(tmp_path,
     assert read_rows(tmp_path / "resumed" / "weights.csv") == read_rows(
         tmp_path / "reference" / "weights.csv"
     )
+
+
+class InterruptInSecondEpoch(L.Callback):
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_is_recorded_as_interrupted_and_resumes(tmp_path, monkeypatch):
+    interrupting = type("Guard", (train_module.DivergenceGuard, InterruptInSecondEpoch), {})
+    monkeypatch.setattr(train_module, "DivergenceGuard", interrupting)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        train_module.train(compose(*TINY), tmp_path)
+    assert read_summary(tmp_path)["status"] == "interrupted"
+    monkeypatch.undo()
+    assert train_module.train(compose(*TINY), tmp_path)["status"] == "completed"

@@ -54,3 +54,30 @@ def check_overrides(argv: list[str]) -> None:
         is_path = key in ("output_root", "hydra.run.dir", "hydra.sweep.dir") and "$" not in value
         if is_path and not _writable_target(Path(value).expanduser()):
             raise ConfigError(f"{key}={value} is not a writable directory")
+
+
+def first_values(argv: list[str]) -> list[str]:
+    """One job of the sweep: the first value of each swept list, Hydra's own keys left out."""
+    overrides = []
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~").startswith("hydra") or "(" in value or "[" in value:
+            continue
+        overrides.append(f"{key}={value.split(',')[0]}")
+    return overrides
+
+
+def check_composes(argv: list[str]) -> None:
+    """Compose the config of the sweep's first job; a key that is not in it fails in one line."""
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_module(config_module="batchgap.conf", version_base="1.3"):
+            compose(config_name="config", overrides=first_values(argv))
+    except (HydraException, OmegaConfBaseException) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise ConfigError(" ".join(lines[:2])) from err

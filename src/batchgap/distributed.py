@@ -213,7 +213,7 @@ def place_processes(cfg: DictConfig) -> Placement:
     if devices > count and not (accelerator == "cpu" and launcher is not None):
         raise ConfigError(
             f"trainer.devices={devices} but this node has {count} {what}; "
-            f"use trainer.devices<={count}"
+            + (f"use trainer.devices<={count}" if count else "use trainer=cpu or trainer=ddp_cpu")
         )
     if started_by == "batchgap" and accelerator == "gpu" and torch.cuda.is_initialized():
         raise ConfigError(

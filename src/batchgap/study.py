@@ -56,9 +56,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return trained.returncode
-    from batchgap_analysis import analyze
+    from batchgap_analysis import NoRunsError, analyze
 
-    report = analyze([sweep_dir], args.out or sweep_dir / "analysis")
+    try:
+        report = analyze([sweep_dir], args.out or sweep_dir / "analysis")
+    except NoRunsError as err:
+        print(f"batchgap-study: error: {err}", file=sys.stderr)
+        return 2
     minutes = (time.time() - started) / 60
     print(f"batchgap-study: done in {minutes:.1f} min; report: {report}")
     return 0

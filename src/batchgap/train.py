@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -38,6 +40,11 @@ from batchgap.scaling.rules import scaled_lr
 from batchgap.slurm import check_slurm_tasks, slurm_plugins
 
 log = logging.getLogger(__name__)
+
+# Lightning hints at srun whenever Slurm is installed; batchgap decides who starts the ranks.
+warnings.filterwarnings("ignore", message="The `srun` command is available")
+# Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates; nothing for users to do.
+warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.")
 
 
 def rank_zero_log(message: str, *args) -> None:
@@ -254,6 +261,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     except BaseException as err:
         if isinstance(err, JobRequeued):
             summary.update(status="requeued")
+        elif isinstance(err, KeyboardInterrupt | SystemExit):
+            # Lightning turns Ctrl-C into SystemExit(1) after its graceful shutdown.
+            summary.update(status="interrupted", error="interrupted (SIGINT or exit)")
         else:
             summary.update(status="failed", error=f"{type(err).__name__}: {err}")
         summary["wall_time_s"] = time.time() - started
@@ -315,6 +325,7 @@ def main(cfg: DictConfig) -> float | None:
             summary = job(cfg, run_dir)
     except ConfigError as err:
         print(f"batchgap-train: error: {err}", file=sys.stderr)
+        remove_if_only_hydra_files(run_dir)
         sys.exit(2)
     except RankFailure as err:
         # A killed rank zero could not record its end; the parent does.
@@ -324,12 +335,20 @@ def main(cfg: DictConfig) -> float | None:
     return summary.get("test_err")
 
 
+def remove_if_only_hydra_files(run_dir: Path) -> None:
+    """Leave no run directory behind for a refused config, unless it already held a run."""
+    hydra_only = {".hydra", "train.log", "config.yaml"}
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= hydra_only:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def cli() -> None:
     """Console entry point: reject bad command-line choices in one line, then run Hydra."""
-    from batchgap.cli_checks import check_overrides
+    from batchgap.cli_checks import check_composes, check_overrides
 
     try:
         check_overrides(sys.argv[1:])
+        check_composes(sys.argv[1:])
     except ConfigError as err:
         print(f"batchgap-train: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 from batchgap.errors import ConfigError
 
 MODES = ("offline", "online", "disabled")
+WANDB_DIRS = {"WANDB_CACHE_DIR": "cache", "WANDB_DATA_DIR": "data", "WANDB_CONFIG_DIR": "config"}
+# Read once, before any job of this process sets them for its own run directory.
+USER_SET = frozenset(v for v in WANDB_DIRS if v in os.environ)
 
 
 def run_id(run_dir: Path) -> str:
@@ -43,6 +47,11 @@ def make_wandb_logger(cfg: DictConfig, run_dir: Path):
     mode = cfg.logger.wandb.get("mode", "offline")
     if mode not in MODES:
         raise ConfigError(f"logger.wandb.mode={mode!r} is unknown; valid: {', '.join(MODES)}")
+    # wandb keeps caches, staging files and its service's debug logs under the home directory;
+    # keep them in the run directory unless the user chose a place.
+    for variable, sub_dir in WANDB_DIRS.items():
+        if variable not in USER_SET:
+            os.environ[variable] = str(run_dir / "wandb" / sub_dir)
     return WandbLogger(
         project=cfg.logger.wandb.project,
         save_dir=str(run_dir),
