@@ -188,6 +188,22 @@ def _fits(analysis: Analysis) -> str:
     if len(preferred):
         counts = ", ".join(f"{m} in {preferred.get(m, 0)}" for m in MODELS)
         lines += ["", f"Preferred law by summed AIC, out of {preferred.sum()} fits: {counts}."]
+    # AIC ranks the rivals; it does not say that the winner describes the curve.
+    weak = []
+    for row in fits[fits["n_seeds"] > 0].itertuples():
+        r2 = getattr(row, f"{row.preferred}_r2", None) if isinstance(row.preferred, str) else None
+        points = getattr(row, "n_points", None)
+        if _finite(r2) and r2 < 0.9:
+            weak.append(f"group {row.group}: R² {r2:.2f}")
+        elif _finite(points) and points < 10:
+            weak.append(f"group {row.group}: only {int(points)} points")
+    if weak:
+        lines += [
+            "",
+            "Read with care: the preferred law is a poor or thinly supported fit in "
+            + "; ".join(weak)
+            + ".",
+        ]
     return "\n".join(lines)
 
 
