@@ -138,22 +138,20 @@ def _analyze_quality(result: Analysis, figures: bool) -> None:
     result.quality.to_csv(result.out_dir / "quality.csv", index=False)
     result.tables["quality.csv"] = result.out_dir / "quality.csv"
     if figures:
-        figure = quality_figure(result.quality)
-        paths = []
-        for suffix in ("png", "svg"):
-            path = result.out_dir / f"quality_vs_batch.{suffix}"
-            figure.savefig(path, dpi=150)
-            paths.append(path)
-        result.figures["quality_vs_batch"] = paths
+        _save_figure(result, "quality_vs_batch", quality_figure(result.quality))
         curves = quality_curves(result.grouping)
         if not curves.empty:
-            figure = quality_curve_figure(curves)
-            paths = []
-            for suffix in ("png", "svg"):
-                path = result.out_dir / f"quality_vs_updates.{suffix}"
-                figure.savefig(path, dpi=150)
-                paths.append(path)
-            result.figures["quality_vs_updates"] = paths
+            _save_figure(result, "quality_vs_updates", quality_curve_figure(curves))
+
+
+def _save_figure(result: Analysis, name: str, figure) -> None:
+    """Write `figure` as <name>.png and <name>.svg under the output directory."""
+    paths = []
+    for suffix in ("png", "svg"):
+        path = result.out_dir / f"{name}.{suffix}"
+        figure.savefig(path, dpi=150)
+        paths.append(path)
+    result.figures[name] = paths
 
 
 def _shared_target(records: Records) -> float | None:
@@ -171,10 +169,4 @@ def _analyze_critical(result: Analysis, figures: bool) -> None:
     if critical.get("note"):
         result.notes.append(critical["note"])
     if figures and not critical["best"].empty:
-        figure = critical_figure(critical, result.target)
-        paths = []
-        for suffix in ("png", "svg"):
-            path = result.out_dir / f"critical_batch.{suffix}"
-            figure.savefig(path, dpi=150)
-            paths.append(path)
-        result.figures["critical_batch"] = paths
+        _save_figure(result, "critical_batch", critical_figure(critical, result.target))

@@ -85,6 +85,37 @@ def startup_rows(pairs: int) -> list[dict]:
     return [ratio_row("start-up to end of a 1-update run", ref, ours, "<= 2x", unit="s")]
 
 
+def sweep_rows(pairs: int) -> list[dict]:
+    """Jobs per minute of a 4-job digits sweep, one after another vs side by side (joblib)."""
+
+    def timed_sweep(launcher: str) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "batchgap.train",
+                    "-m",
+                    "experiment=digits_sweep",
+                    "data.global_batch_size=16,64",
+                    "seed=0,1",
+                    "regime.epochs=10",
+                    f"hydra/launcher={launcher}",
+                    f"hydra.sweep.dir={tmp}/sweep",
+                ],
+                check=True,
+                capture_output=True,
+            )
+            return time.perf_counter() - start
+
+    ref, ours = interleaved(lambda: timed_sweep("basic"), lambda: timed_sweep("parallel"), pairs)
+    row = ratio_row("4-job sweep: parallel (2 jobs) vs basic", ref, ours, "< 1x", unit="s")
+    row["ours"] += f" ({4 * 60 / statistics.median(ours):.1f} jobs/min)"
+    row["reference"] += f" ({4 * 60 / statistics.median(ref):.1f} jobs/min)"
+    return [row]
+
+
 def efficiency_rows(pairs: int) -> list[dict]:
     """Training-step FLOP/s at batch 1024 against this machine's float32 matmul FLOP/s."""
     from bench_step import lightning_updates
@@ -160,6 +191,7 @@ def main() -> None:
     rows = step_rows(args.pairs, args.updates)
     rows += efficiency_rows(args.pairs)
     rows += startup_rows(args.pairs)
+    rows += sweep_rows(max(2, args.pairs // 2))
     rows += analysis_rows(1000)
     print_table(rows)
 
