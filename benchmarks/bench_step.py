@@ -150,3 +150,56 @@ def data_path_seconds(batch: int, batches: int) -> tuple[float, float]:
     ours.sampler.set_epoch(0)
     reference = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True, drop_last=True)
     return drain(ours), drain(reference)
+
+
+class _TinyRegression(L.LightningModule):
+    """A 4-to-1 linear model: its step costs next to nothing, so the loop around it shows."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.mse_loss(self.linear(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def loop_floor_seconds(updates: int) -> tuple[float, float]:
+    """Seconds per update of Lightning's bare loop and of a plain loop around a trivial step.
+
+    No logger, progress bar, checkpointing or callbacks besides the timer: the difference is
+    what Lightning's loop itself costs per update on this machine, before anything of ours.
+    """
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randn(64, 1)
+    total = WARMUP_UPDATES + updates
+
+    module = _TinyRegression()
+    optimizer = module.configure_optimizers()
+    for step in range(1, total + 1):
+        loss = module.training_step((x, y), step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step == WARMUP_UPDATES:
+            start = time.perf_counter()
+    plain = (time.perf_counter() - start) / updates
+
+    timer = UpdateTimer(total)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=total,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        callbacks=[timer],
+    )
+    trainer.fit(_TinyRegression(), DataLoader([(x, y)] * total, batch_size=None))
+    return plain, timer.seconds / updates
