@@ -63,6 +63,18 @@ def predict(model: str, params: dict[str, float], t: np.ndarray) -> np.ndarray:
     return params["c"] * np.sqrt(t)
 
 
+def log_spaced(t: np.ndarray, per_decade: int = 20) -> np.ndarray:
+    """Mask of the first point in each 1/per_decade decade of t, for sorted t > 0."""
+    # Epoch-end rows are dense at late updates when epochs are short (a large batch trained
+    # for many epochs); thinning gives every decade of t the same weight in a fit.
+    with np.errstate(divide="ignore"):
+        bins = np.round(np.log10(np.asarray(t, dtype=float)) * per_decade)
+    _, first = np.unique(bins, return_index=True)
+    keep = np.zeros(len(bins), dtype=bool)
+    keep[first] = True
+    return keep
+
+
 def fit_window(t: np.ndarray, d: np.ndarray, t_start: float, t_end: float = math.inf) -> CurveFit:
     """Fit all models on the points with t_start <= t <= t_end; FitSkipped if under 3 points."""
     t = np.asarray(t, dtype=float)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from batchgap_analysis.curves import MODELS, PARAMETERS, FitSkipped, fit_window
+from batchgap_analysis.curves import MODELS, PARAMETERS, FitSkipped, fit_window, log_spaced
 from batchgap_analysis.groups import Grouping
 from batchgap_analysis.records import Run, distance_column
 
@@ -62,10 +62,11 @@ def fit_runs(
                     "window_end": end,
                 }
                 curve = run.weights
+                keep = log_spaced(curve["update"].to_numpy())
                 try:
                     fitted = fit_window(
-                        curve["update"].to_numpy(),
-                        curve[distance_column(network)].to_numpy(),
+                        curve["update"].to_numpy()[keep],
+                        curve[distance_column(network)].to_numpy()[keep],
                         fit_start,
                         end,
                     )

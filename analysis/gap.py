@@ -138,6 +138,20 @@ def updates_to_reach(distance: float, a: float, b: float) -> tuple[float, str]:
     return math.exp(exponent), ""
 
 
+REMEDY_COLUMNS = [
+    "group",
+    "label",
+    "global_batch_size",
+    "large_batch",
+    "small_batch",
+    "test_err",
+    "large_batch_test_err",
+    "small_batch_test_err",
+    "gap_closed",
+    "note",
+]
+
+
 def remedy_table(gap: pd.DataFrame, grouping: Grouping) -> pd.DataFrame:
     """For each remedy group: (err_LB - err_remedy) / (err_LB - err_SB) on mean test error."""
     errors = gap.set_index("group")["test_err_mean"]
@@ -168,7 +182,8 @@ def remedy_table(gap: pd.DataFrame, grouping: Grouping) -> pd.DataFrame:
                 "note": note,
             }
         )
-    return pd.DataFrame(rows)
+    # Named columns keep the header in remedies.csv when a study has no remedy groups.
+    return pd.DataFrame(rows, columns=REMEDY_COLUMNS)
 
 
 def _log_law(fits: pd.DataFrame, group: int, network: str) -> tuple[float, float]:

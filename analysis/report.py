@@ -138,6 +138,8 @@ def _fits(analysis: Analysis) -> str:
         "",
         "Each seed's distance curve is fitted on the window above with "
         + ", ".join(f"`{FORMULAS[m]}` ({m})" for m in MODELS)
+        + ", on the first recorded point of each twentieth of a decade of t (so dense "
+        "epoch-end records do not outweigh early updates)"
         + "; the table gives parameter means ± seed std, mean R², and the AIC "
         "(n ln(RSS/n) + 2k, summed over seeds) of each rival relative to the log law "
         "(positive: the log law is better). The preferred law has the lowest summed AIC.",
@@ -526,6 +528,10 @@ def _figures(analysis: Analysis) -> str:
         "solid, seeds faint, fitted log law dashed over its window (ticks mark its ends).",
         "distance_vs_epochs": "Weight distance against epochs.",
         "gap_vs_batch": "Test error and generalization gap against global batch size.",
+        "quality_vs_batch": "GAN sample quality (Frechet distance, inception score, mode "
+        "coverage) against global batch size.",
+        "critical_batch": "Updates and examples to the target against global batch size, "
+        "with the S_min (1 + B_crit / B) fit, B_simple and the three scaling regimes shaded.",
     }
     lines = ["## Figures", ""]
     for name, paths in analysis.figures.items():

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from batchgap_analysis.curves import FitSkipped, aic, fit_window
+from batchgap_analysis.curves import FitSkipped, aic, fit_window, log_spaced
 from batchgap_analysis.fits import parse_fit_end
 
 # Updates as the training side records them: every update to 10, then ~20 per decade.
@@ -91,3 +91,15 @@ def test_fit_end_parsing():
     assert parse_fit_end("300") == 300
     with pytest.raises(ValueError):
         parse_fit_end("sometime")
+
+
+def test_dense_epoch_end_rows_are_thinned_to_even_weight_per_decade():
+    # A large batch trained for many epochs records an epoch end every 2 updates.
+    t = np.unique(np.concatenate([T, np.arange(1000, 10_001, 2)]))
+
+    kept = t[log_spaced(t)]
+
+    per_decade = np.histogram(np.log10(kept), bins=[1, 2, 3, 4])[0]
+    assert per_decade.max() - per_decade.min() <= 1 and per_decade.max() <= 21
+    assert set(range(1, 11)) <= set(kept.tolist()), "every update up to 10 is kept"
+    assert len(kept) < 100 < len(t)

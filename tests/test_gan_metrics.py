@@ -112,3 +112,38 @@ def test_quality_of_a_generator_against_real_images():
     assert scores["classes_covered"] == 1
     assert scores["fid"] > evaluator.reference["fid"]
     assert scores["inception_score"] == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.fixture
+def random_inception_weights(tmp_path, monkeypatch):
+    """A torch-fidelity Inception-v3 weights file with random weights, made with no network."""
+    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    net_class = fidelity.FeatureExtractorInceptionV3
+    # Build the architecture without its download: skip the load of the published weights.
+    monkeypatch.setattr(fidelity, "load_state_dict_from_url", lambda *args, **kwargs: {})
+    monkeypatch.setattr(net_class, "load_state_dict", lambda self, state, *args, **kwargs: None)
+    torch.manual_seed(0)
+    state = net_class("inception-v3-compat", ["2048"]).state_dict()
+    monkeypatch.undo()
+    path = tmp_path / "random_inception.pth"
+    torch.save(state, path)
+    return path
+
+
+def test_inception_metrics_score_images_from_a_local_weights_file(random_inception_weights):
+    from batchgap.metrics.inception import InceptionMetrics
+
+    # Random weights make the scores meaningless in absolute terms; their order still holds.
+    torch.manual_seed(0)
+    real = torch.rand(20, 1, 8, 8) * 2 - 1
+    metrics = InceptionMetrics(check_inception_weights(random_inception_weights), real, 10)
+    same = metrics(real)
+    noisy = metrics((real + 0.5 * torch.randn_like(real)).clamp(-1, 1))
+    blank = metrics(torch.full_like(real, -1.0))
+
+    assert set(same) == {"inception_fid", "inception_is"}
+    assert abs(same["inception_fid"]) < 1e-3 * max(1.0, noisy["inception_fid"])
+    assert blank["inception_fid"] > noisy["inception_fid"] > same["inception_fid"]
+    # Identical images give identical class probabilities: the score of no diversity, 1.
+    assert blank["inception_is"] == pytest.approx(1.0, abs=1e-4)
+    assert same["inception_is"] >= 1.0

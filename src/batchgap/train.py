@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="The `srun` command is available")
 # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates; nothing for users to do.
 warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.")
+# Lightning advertises a cloud logger at every Trainer: one line of noise per sweep job.
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    logging.getLogger(_name).addFilter(lambda record: "litlogger" not in str(record.msg))
 
 
 def rank_zero_log(message: str, *args) -> None:

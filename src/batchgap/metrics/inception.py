@@ -40,7 +40,7 @@ class InceptionMetrics:
     """Inception FID against fixed real images, and the Inception score, of image batches."""
 
     def __init__(self, weights: Path, real_images: torch.Tensor, batch_size: int = 256):
-        # Limitation: untested here, where no Inception weights exist; only the refusals are.
+        # Limitation: tested on random weights only; no published Inception weights exist here.
         from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
         from torchmetrics.image.inception import InceptionScore
 
