@@ -78,15 +78,15 @@ class Grouping:
     groups: list[Group]
     varying: list[str]
     study_keys: list[str] = field(default_factory=list)
+    # The study keys labels show: a config group's `name` stands for the settings it fixes.
+    study_label_keys: list[str] = field(default_factory=list)
     remedy_keys: list[str] = field(default_factory=list)
     label_keys: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def study_label(self, group: Group) -> str:
         """What sets a group's study apart from the others ("" when there is one study)."""
-        return " ".join(
-            f"{short_name(k)}={_show(v)}" for k, v in zip(self.study_keys, group.study)
-        )
+        return " ".join(f"{short_name(k)}={_show(group.values[k])}" for k in self.study_label_keys)
 
     def by_id(self, group_id: int | None) -> Group | None:
         return next((g for g in self.groups if g.id == group_id), None)
@@ -153,9 +153,10 @@ def group_runs(runs: list[Run]) -> Grouping:
     for number, group in enumerate(groups, start=1):
         group.id = number
 
-    grouping = Grouping(groups, varying, study_keys, remedy_keys, label_keys)
+    shown = _naming_keys(groups, study_keys)
+    grouping = Grouping(groups, varying, study_keys, shown, remedy_keys, label_keys)
     others = [k for k in varying if _leaf(k) != "global_batch_size"]
-    _label(groups, study_keys, remedy_keys, others, smallest)
+    _label(groups, shown, remedy_keys, others, smallest)
     _link_references(grouping)
     log.info("%d runs in %d groups; varying keys: %s", len(runs), len(groups), varying or "none")
     return grouping
@@ -246,6 +247,22 @@ def _remedy_order(key: str) -> tuple:
     root, leaf = key.split(".")[0], key.split(".")[-1]
     rank = 0 if root == "scaling" else 1 if leaf in REMEDY_LEAVES else 2 if root == "regime" else 3
     return rank, key
+
+
+def _naming_keys(groups: list[Group], keys: list[str]) -> list[str]:
+    """The `*.name` keys among `keys`, and the keys whose values those names do not fix."""
+    names = [k for k in keys if _leaf(k) == "name"]
+
+    def named_by_choice(key: str) -> bool:
+        seen: dict[tuple, object] = {}
+        for group in groups:
+            cell = tuple(_sortable(group.values[n]) for n in names)
+            value = _sortable(group.values[key])
+            if seen.setdefault(cell, value) != value:
+                return False
+        return True
+
+    return [k for k in keys if k in names or not (names and named_by_choice(k))]
 
 
 def _determined(runs: list[Run], key: str, by: list[str]) -> bool:

@@ -68,6 +68,27 @@ def test_a_key_that_varies_at_one_batch_separates_studies(tmp_path):
     }
 
 
+def test_a_config_choice_stands_for_the_settings_it_fixes_in_labels(tmp_path):
+    # A GAN study sweeps gan_objective; its betas and critic steps follow from that choice.
+    objectives = {"wgan_gp": (5, 0.0), "non_saturating": (1, 0.5)}
+    for job, (name, batch) in enumerate([(o, b) for o in objectives for b in (16, 64)]):
+        n_critic, beta1 = objectives[name]
+        config = {"gan_objective.name": name, "gan_objective.n_critic": n_critic}
+        config["gan_objective.beta1"] = beta1
+        write_run(tmp_path / str(job), batch_size=batch, config=config)
+
+    grouping = group_runs(load_records([tmp_path]).runs)
+
+    assert len(grouping.study_keys) == 3
+    assert grouping.study_label_keys == ["gan_objective.name"]
+    assert sorted(g.label for g in grouping.groups) == [
+        "B=16 gan_objective=non_saturating",
+        "B=16 gan_objective=wgan_gp",
+        "B=64 gan_objective=non_saturating",
+        "B=64 gan_objective=wgan_gp",
+    ]
+
+
 def test_a_single_run_directory_is_valid_input(tmp_path):
     run = write_run(tmp_path / "one")
     records = load_records([run])
