@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -56,28 +57,76 @@ def check_overrides(argv: list[str]) -> None:
             raise ConfigError(f"{key}={value} is not a writable directory")
 
 
-def first_values(argv: list[str]) -> list[str]:
-    """One job of the sweep: the first value of each swept list, Hydra's own keys left out."""
-    overrides = []
-    for arg in argv:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        key, _, value = arg.partition("=")
-        if key.lstrip("+~").startswith("hydra") or "(" in value or "[" in value:
-            continue
-        overrides.append(f"{key}={value.split(',')[0]}")
-    return overrides
+def _overrides(argv: list[str]) -> list[str]:
+    return [arg for arg in argv if not arg.startswith("-") and "=" in arg]
 
 
-def check_composes(argv: list[str]) -> None:
-    """Compose the config of the sweep's first job; a key that is not in it fails in one line."""
+def sweep_jobs(overrides: list[str], sweeper_params: dict | None = None) -> list[list[str]]:
+    """Each job's overrides as Hydra's basic sweeper forms them: the product of swept values.
+
+    `sweeper_params` are the config's `hydra.sweeper.params`; a command-line override of the
+    same key replaces its list, and the product runs over keys in first-seen order.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    arguments = [f"{key}={value}" for key, value in (sweeper_params or {}).items()]
+    choices: dict[str, list[str]] = {}
+    for arg in [*arguments, *overrides]:
+        override = parser.parse_override(arg)
+        if override.key_or_group.startswith("hydra"):
+            continue
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            choices[key] = [arg]
+    return [list(job) for job in itertools.product(*choices.values())]
+
+
+def check_jobs(argv: list[str]) -> None:
+    """Compose every job of the command line and check its values, before any job starts.
+
+    A key that is not in the config, an unresolvable interpolation or a value out of range
+    fails in one line, naming the job when there are several.
+    """
     from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    try:
-        with initialize_config_module(config_module="batchgap.conf", version_base="1.3"):
-            compose(config_name="config", overrides=first_values(argv))
-    except (HydraException, OmegaConfBaseException) as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        raise ConfigError(" ".join(lines[:2])) from err
+    from batchgap.config_values import check_values
+
+    overrides = _overrides(argv)
+    multirun = "-m" in argv or "--multirun" in argv
+    with initialize_config_module(config_module="batchgap.conf", version_base="1.3"):
+        try:
+            jobs = [overrides]
+            if multirun:
+                first_job = sweep_jobs(overrides)[0]
+                first = compose(
+                    config_name="config", overrides=first_job, return_hydra_config=True
+                )
+                params = first.hydra.sweeper.get("params")
+                jobs = sweep_jobs(overrides, OmegaConf.to_container(params) if params else None)
+        except (HydraException, OmegaConfBaseException) as err:
+            raise ConfigError(_first_lines(err)) from err
+        for number, job in enumerate(jobs):
+            where = f" (sweep job {number}: {' '.join(job)})" if len(jobs) > 1 else ""
+            cfg = None
+            try:
+                cfg = compose(config_name="config", overrides=job)
+                OmegaConf.resolve(cfg)
+                check_values(cfg)
+            except (HydraException, OmegaConfBaseException) as err:
+                hint = ""
+                if cfg is not None and "study." in str(err) and "remedy" in cfg:
+                    hint = "; remedy=... needs an experiment that sets study.* (hoffer_digits)"
+                raise ConfigError(_first_lines(err) + hint + where) from err
+            except ConfigError as err:
+                raise ConfigError(f"{err}{where}") from err
+
+
+def _first_lines(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return " ".join(lines[:2])

@@ -40,6 +40,15 @@ def _check_ghost(ghost_batch_size, per_device_batch_size: int, accelerator: str)
     check_ghost_batch_size(ghost_batch_size, per_device_batch_size)
 
 
+def _check_bn(ghost_batch_size, per_device_batch_size: int, accelerator: str) -> None:
+    if per_device_batch_size < 2:
+        raise ConfigError(
+            f"model.norm='bn' needs at least 2 examples per device batch to normalize over, "
+            f"but the per-device batch is {per_device_batch_size}; raise data.global_batch_size "
+            "or use model.norm=none"
+        )
+
+
 def _check_sync(ghost_batch_size, per_device_batch_size: int, accelerator: str) -> None:
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
     if on_cpu:
@@ -51,6 +60,7 @@ def _check_sync(ghost_batch_size, per_device_batch_size: int, accelerator: str) 
 
 # Norms whose validity depends on the batch layout or the hardware, checked before training.
 _LAYOUT_CHECKS: dict[str, Callable[[int | None, int, str], None]] = {
+    "bn": _check_bn,
     "ghost_bn": _check_ghost,
     "sync_bn": _check_sync,
 }

@@ -22,8 +22,10 @@ def scaled_lr(base_lr: float, rule: str, global_batch_size: int, reference_batch
     """The learning rate a run at `global_batch_size` uses under `rule`."""
     if rule not in RULES:
         raise ConfigError(f"scaling.rule={rule!r} is unknown; valid: {', '.join(sorted(RULES))}")
-    if not base_lr > 0:
-        raise ConfigError(f"optim.lr={base_lr!r} is invalid; it must be a positive number")
+    if isinstance(base_lr, bool) or not (
+        isinstance(base_lr, int | float) and math.isfinite(base_lr) and base_lr > 0
+    ):
+        raise ConfigError(f"optim.lr={base_lr!r} is invalid; it must be a finite positive number")
     if isinstance(reference_batch_size, bool) or not (
         isinstance(reference_batch_size, int) and reference_batch_size > 0
     ):

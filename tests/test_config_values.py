@@ -1,0 +1,66 @@
+"""Range checks of every setting, and the sweep expansion that runs them on each job up front."""
+
+import pytest
+from conftest import compose
+
+from batchgap.cli_checks import sweep_jobs
+from batchgap.config_values import check_values
+from batchgap.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("seed=abc", "seed='abc' is invalid; it must be an integer"),
+        ("num_threads=0", "num_threads=0 is invalid; it must be null or an integer >= 1"),
+        ("data.eval_batch_size=0", "data.eval_batch_size=0 is invalid"),
+        ("data.val_fraction=1.5", "data.val_fraction=1.5 is invalid"),
+        ("data.val_fraction=0.5 data.test_fraction=0.5", "leave no training data"),
+        ("model.width=0", "model.width=0 is invalid; it must be an integer >= 1"),
+        ("model.depth=-1", "model.depth=-1 is invalid; it must be an integer >= 0"),
+        ("model=convnet model.hidden=0", "model.hidden=0 is invalid"),
+        ("model.dropout=1.0", "model.dropout=1.0 is invalid; it must be a number in [0, 1)"),
+        ("optim.lr=inf", "optim.lr=inf is invalid; it must be a finite positive number"),
+        ("optim.gradient_clip_norm=0", "optim.gradient_clip_norm=0 is invalid"),
+        ("scaling.warmup_epochs=-1", "scaling.warmup_epochs=-1 is invalid"),
+        ("early_stop.val_err_below=-1", "early_stop.val_err_below=-1 is invalid"),
+        ("noise_scale.ema_decay=2", "noise_scale.ema_decay=2 is invalid"),
+        ("trainer.precision=foo", "trainer.precision='foo' is invalid; it must be one of 32-true"),
+        ("trainer=ddp_cpu data.global_batch_size=2", "needs at least 2 examples per device"),
+        ("data.global_batch_size=0", "data.global_batch_size=0 is invalid"),
+    ],
+)
+def test_a_setting_out_of_range_is_one_line_naming_it(override, expected):
+    with pytest.raises(ConfigError) as caught:
+        check_values(compose(*override.split()))
+    message = str(caught.value)
+    assert expected in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["experiment=hoffer_digits", "remedy=lb_lr_gbn_ra"],
+        ["experiment=critical_batch_digits"],
+        ["task=gan", "gan_objective=wgan_gp"],
+        ["data=mnist", "model=f1"],
+        ["trainer=ddp_cpu", "model.norm=ghost_bn", "model.ghost_batch_size=16"],
+    ],
+)
+def test_the_presets_pass(overrides):
+    check_values(compose(*overrides))
+
+
+def test_sweep_jobs_follow_hydras_basic_sweeper():
+    params = {"data.global_batch_size": "16,64", "seed": "0,1,2"}
+    jobs = sweep_jobs(["seed=range(3,5)", "experiment=digits_sweep"], params)
+
+    # The command line replaces the experiment's seeds; keys keep their first-seen order.
+    assert jobs == [
+        [f"data.global_batch_size={b}", f"seed={s}", "experiment=digits_sweep"]
+        for b in (16, 64)
+        for s in (3, 4)
+    ]
+    assert sweep_jobs(["hydra/launcher=parallel", "a=1"]) == [["a=1"]]
+    assert sweep_jobs(["x=['a,b','c']"]) == [["x=['a,b','c']"]]
