@@ -32,14 +32,19 @@ def git_revision() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON through a temporary file and a rename, so readers never see half a file."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=_jsonable)
-        handle.write("\n")
+        handle.write(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON atomically (see write_text_atomic)."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=_jsonable)
+    write_text_atomic(path, text + "\n")
 
 
 def _jsonable(value):

@@ -34,7 +34,14 @@ from batchgap.local_ranks import RankFailure, start_local_ranks
 from batchgap.models import build_model
 from batchgap.models.norm import check_norm
 from batchgap.modules.classifier import Classifier
-from batchgap.records import git_revision, package_version, record_failure, write_json_atomic
+from batchgap.records import (
+    git_revision,
+    package_version,
+    record_failure,
+    write_json_atomic,
+    write_text_atomic,
+)
+from batchgap.resume import check_resume
 from batchgap.scaling.regime import training_regime
 from batchgap.scaling.rules import scaled_lr
 from batchgap.slurm import check_slurm_tasks, slurm_plugins
@@ -317,9 +324,17 @@ def main(cfg: DictConfig) -> float | None:
         placement = place_processes(cfg)
         # A process that forks a node's ranks speaks for the first of them.
         rank_zero_only.rank = placement.rank
+        finished = check_resume(cfg, run_dir)
+        if finished is not None:
+            rank_zero_log(
+                "%s: already %s, records kept (resume=false trains it again)",
+                run_dir,
+                finished["status"],
+            )
+            return finished.get("test_err")
         if placement.rank == 0:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            # Atomic: the processes of other nodes may be reading it for their resume check.
+            write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         # The task group names the function that runs a job: train() below, or a GAN's.
         job = hydra.utils.get_method(cfg.task.run)
         if placement.starts_local_ranks:
@@ -347,11 +362,11 @@ def remove_if_only_hydra_files(run_dir: Path) -> None:
 
 def cli() -> None:
     """Console entry point: reject bad command-line choices in one line, then run Hydra."""
-    from batchgap.cli_checks import check_composes, check_overrides
+    from batchgap.cli_checks import check_jobs, check_overrides
 
     try:
         check_overrides(sys.argv[1:])
-        check_composes(sys.argv[1:])
+        check_jobs(sys.argv[1:])
     except ConfigError as err:
         print(f"batchgap-train: error: {err}", file=sys.stderr)
         sys.exit(2)
