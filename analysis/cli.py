@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from batchgap_analysis.fits import END, FIRST_LR_DROP, parse_fit_end
 from batchgap_analysis.pipeline import analyze
@@ -62,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _writable(path: Path) -> bool:
+    """Whether `path` can be created (or written) as a directory: a real probe, root or not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryDirectory(dir=path).cleanup()
+    except OSError:
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -73,6 +86,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         fit_end = parse_fit_end(args.fit_end)
     except ValueError as err:
         parser.error(str(err))
+    # t counts updates from 1, and the log law needs t > 0.
+    if not (math.isfinite(args.fit_start) and args.fit_start >= 1):
+        parser.error(f"--fit-start {args.fit_start:g} is invalid; use an update count >= 1")
+    if isinstance(fit_end, int) and fit_end <= args.fit_start:
+        parser.error(
+            f"--fit-end {fit_end} is not after --fit-start {args.fit_start:g}; the window "
+            "needs t_start < t_end"
+        )
+    if args.target is not None and not 0 < args.target < 1:
+        parser.error(f"--target {args.target:g} is invalid; use a val/err fraction in (0, 1)")
+    out = Path(args.out) if args.out else None
+    if out is not None and not _writable(out):
+        parser.error(f"--out {out} is not a writable directory")
 
     try:
         report = analyze(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from batchgap.cli_checks import config_groups
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,10 +35,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def output_root(overrides: list[str]) -> Path:
+    """Where batchgap-train writes: an `output_root=` override, $BATCHGAP_OUTPUT or outputs/."""
+    for override in reversed(overrides):
+        key, _, value = override.partition("=")
+        if key.lstrip("+") == "output_root":
+            return Path(value)
+    return Path(os.environ.get("BATCHGAP_OUTPUT", "outputs"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sweep_dir = args.sweep_dir or Path("outputs/sweeps") / args.experiment / time.strftime(
-        "%Y-%m-%d_%H-%M-%S"
+    experiments = config_groups()["experiment"]
+    if args.experiment not in experiments:
+        print(
+            f"batchgap-study: error: --experiment {args.experiment!r} is unknown; valid: "
+            + ", ".join(experiments),
+            file=sys.stderr,
+        )
+        return 2
+    sweep_dir = args.sweep_dir or output_root(args.overrides) / "sweeps" / args.experiment / (
+        time.strftime("%Y-%m-%d_%H-%M-%S")
     )
     command = [
         sys.executable,
@@ -49,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"batchgap-study: training: {' '.join(command[2:])}", flush=True)
     started = time.time()
     trained = subprocess.run(command)
+    if trained.returncode == 2 and not sweep_dir.exists():
+        # batchgap-train refused the sweep before any job; its one line says why.
+        return 2
     if trained.returncode != 0:
         print(
             f"batchgap-study: error: the sweep exited with {trained.returncode}; finished jobs "
