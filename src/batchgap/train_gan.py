@@ -32,7 +32,7 @@ from batchgap.errors import ConfigError
 from batchgap.metrics.evaluator import QualityEvaluator
 from batchgap.metrics.inception import InceptionMetrics, check_inception_weights
 from batchgap.metrics.metric_classifier import cached_classifier_checkpoint, load_metric_classifier
-from batchgap.models.gan_nets import uses_batch_statistics
+from batchgap.models.gan_nets import BATCH_NORMS, uses_batch_statistics
 from batchgap.modules.gan import GAN
 from batchgap.modules.gan_objectives import check_objective_settings, get_objective
 from batchgap.records import git_revision, package_version, write_json_atomic
@@ -97,14 +97,17 @@ def build_nets(cfg: DictConfig, image_shape: tuple[int, ...]):
     generator = hydra.utils.instantiate(
         net.generator, image_shape=image_shape, latent_dim=cfg.task.latent_dim
     )
+    penalized = get_objective(cfg.gan_objective.name).penalizes_gradient
+    refusal = ConfigError(
+        f"gan_net.discriminator.norm={net.discriminator.get('norm')!r} normalizes over the "
+        "batch, which breaks wgan_gp's per-example gradient penalty; use ln or none"
+    )
+    # By name first: a ghost norm would otherwise fail in its constructor, on another key.
+    if penalized and net.discriminator.get("norm") in BATCH_NORMS:
+        raise refusal
     discriminator = hydra.utils.instantiate(net.discriminator, image_shape=image_shape)
-    if get_objective(cfg.gan_objective.name).penalizes_gradient and uses_batch_statistics(
-        discriminator
-    ):
-        raise ConfigError(
-            f"gan_net.discriminator.norm={net.discriminator.norm!r} normalizes over the batch, "
-            "which breaks wgan_gp's per-example gradient penalty; use ln or none"
-        )
+    if penalized and uses_batch_statistics(discriminator):
+        raise refusal
     return generator, discriminator
 
 

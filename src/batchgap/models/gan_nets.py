@@ -30,6 +30,10 @@ def gan_norm(
     return menu[norm](num_features, dims, ghost_batch_size)
 
 
+# The norms of the shared menu that normalize with batch statistics.
+BATCH_NORMS = frozenset({"bn", "ghost_bn", "sync_bn"})
+
+
 def uses_batch_statistics(net: nn.Module) -> bool:
     """Whether a layer of `net` normalizes with batch statistics (plain, ghost or sync BN)."""
     return any("BatchNorm" in type(m).__name__ for m in net.modules())
