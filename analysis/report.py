@@ -127,7 +127,7 @@ def _groups(analysis: Analysis) -> str:
         seeds = ", ".join(str(s) for s in group.seeds)
         values = [_value(group.values.get(k)) for k in keys]
         rows.append([group.id, group.label, group.batch_size, seeds, role, *values])
-    header = ["group", "label", "B", "seeds", "compared", *[f"`{k}`" for k in keys]]
+    header = ["group", "label", "B", "seed values", "compared", *[f"`{k}`" for k in keys]]
     return "## Groups\n\n" + table(header, rows)
 
 

@@ -4,7 +4,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 
 import pandas as pd
 import pytest
@@ -86,6 +85,22 @@ def test_cli_rejects_a_bad_window_end(tmp_path):
     assert done.returncode == 2 and "fit end" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--fit-start", "-1"], "--fit-start -1 is invalid; use an update count >= 1"),
+        (["--fit-start", "50", "--fit-end", "10"], "--fit-end 10 is not after --fit-start 50"),
+        (["--target", "2"], "--target 2 is invalid; use a val/err fraction in (0, 1)"),
+        (["--out", "/proc/batchgap"], "--out /proc/batchgap is not a writable directory"),
+    ],
+)
+def test_cli_rejects_bad_options_in_one_line(tmp_path, args, expected):
+    write_run(tmp_path / "run", batch_size=16)
+    done = _cli(tmp_path, *args)
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert done.returncode == 2 and len(errors) == 1 and expected in errors[0], done.stderr
+
+
 def test_cli_help_documents_the_options():
     done = _cli("--help")
     assert done.returncode == 0
@@ -133,18 +148,17 @@ def test_importing_the_analysis_never_imports_the_training_stack():
     assert int(done.stdout.split()[0]) >= 8
 
 
-def test_a_thousand_runs_take_under_ten_seconds(tmp_path):
+def test_a_thousand_runs_are_all_read_and_grouped(tmp_path):
     # Ten distinct runs, each copied a hundred times: writing 1,000 fresh ones would dominate.
+    # Its speed is measured in benchmarks/run.py, not asserted here.
     batches = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
     templates = [write_run(tmp_path / "templates" / str(b), batch_size=b) for b in batches]
     sweep = tmp_path / "sweep"
     for job in range(1000):
         shutil.copytree(templates[job % 10], sweep / str(job))
 
-    # CPU time, not wall time: other processes on a shared machine must not fail the test.
-    start = time.process_time()
     report = analyze([sweep], tmp_path / "analysis")
-    elapsed = time.process_time() - start
 
-    assert "Runs found: 1000; included: 1000" in report.read_text()
-    assert elapsed < 10, f"{elapsed:.1f} s of CPU"
+    text = report.read_text()
+    assert "Runs found: 1000; included: 1000" in text
+    assert "Groups: 10," in text

@@ -2,9 +2,11 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
-from conftest import read_json, run_cli
+from conftest import cli_env, read_json, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +16,10 @@ pytestmark = pytest.mark.slow
     [
         ("model=resnet9", "model='resnet9' is unknown; valid: c1, c3, convnet, f1, mlp, resnet20"),
         ("trainer.devices=3", "data.global_batch_size=64 does not divide evenly"),
-        ("optim.lr=0", "optim.lr=0 is invalid; it must be a positive number"),
+        ("optim.lr=0", "optim.lr=0 is invalid; it must be a finite positive number"),
+        ("optim.lr=inf", "optim.lr=inf is invalid; it must be a finite positive number"),
+        ("data.global_batch_size=1", "model.norm='bn' needs at least 2 examples per device"),
+        ("+remedy=sb", "needs an experiment that sets study.* (hoffer_digits)"),
         ("data.global_batch_size=-8", "data.global_batch_size=-8 is invalid"),
         ("data=mnist", "mnist files not found under"),
         ("output_root=/proc/batchgap", "output_root=/proc/batchgap is not a writable directory"),
@@ -34,6 +39,46 @@ def test_bad_input_fails_in_one_line_before_training(tmp_path, override, expecte
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
     assert "srun" not in result.stderr
     assert not (tmp_path / "run").exists(), "a refused run leaves no directory"
+
+
+def test_a_bad_job_anywhere_in_a_sweep_stops_it_before_the_first_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "batchgap.train",
+        "-m",
+        "experiment=digits_sweep",
+        "data.global_batch_size=32,0",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, result.stderr[-2000:]
+    # The experiment's seeds 0,1,2 times the command line's two batches: job 3 is the first bad.
+    assert "data.global_batch_size=0 is invalid" in errors[0]
+    assert "(sweep job 3: data.global_batch_size=0 seed=0 experiment=digits_sweep)" in errors[0]
+    assert not sweep.exists(), "no job ran"
+
+
+def test_relaunch_keeps_a_finished_run_and_refuses_a_changed_one(tmp_path, tiny_train_args):
+    run = tmp_path / "run"
+    args = [*tiny_train_args, f"hydra.run.dir={run}"]
+    first = run_cli("batchgap.train", *args, cwd=tmp_path, timeout=120)
+    assert first.returncode == 0, first.stderr[-2000:]
+    recorded = (run / "summary.json").read_text(), (run / "weights.csv").read_text()
+
+    again = run_cli("batchgap.train", *args, "logger=wandb", cwd=tmp_path, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already completed, records kept" in again.stdout + again.stderr
+    assert ((run / "summary.json").read_text(), (run / "weights.csv").read_text()) == recorded
+
+    changed = run_cli("batchgap.train", *args, "data.global_batch_size=128", cwd=tmp_path)
+    assert changed.returncode == 2, changed.stderr[-2000:]
+    errors = [line for line in changed.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, changed.stderr[-2000:]
+    assert "holds a checkpointed run with data.global_batch_size=64, not 128" in errors[0]
+    assert ((run / "summary.json").read_text(), (run / "weights.csv").read_text()) == recorded
 
 
 def test_two_job_sweep_leaves_complete_records_in_one_directory(tmp_path):
@@ -107,3 +152,31 @@ def test_wandb_offline_run_per_job(tmp_path):
     run_id = (tmp_path / "run" / "wandb_id.txt").read_text().strip()
     assert runs[0].name.endswith(run_id)
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
+
+
+def test_study_trains_a_sweep_and_writes_its_report_under_the_output_root(tmp_path):
+    env = {**cli_env(), "BATCHGAP_OUTPUT": str(tmp_path / "out")}
+    result = subprocess.run(
+        [sys.executable, "-m", "batchgap.study", "data.global_batch_size=64,256", "seed=0"]
+        + ["regime.epochs=2", "model.width=32", "num_threads=1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "out" / "sweeps" / "digits_sweep").iterdir()
+    assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1"]
+    report = (sweep / "analysis" / "report.md").read_text()
+    assert "Runs found: 2; included: 2" in report
+    assert f"report: {sweep}/analysis/report.md" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "nothing outside the root"
+
+
+def test_study_of_an_unknown_experiment_is_one_line(tmp_path):
+    result = run_cli("batchgap.study", "--experiment", "nope", cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "--experiment 'nope' is unknown; valid: critical_batch_digits" in lines[0]
+    assert not (tmp_path / "outputs").exists()

@@ -108,6 +108,10 @@ def test_ddp_keeps_generator_and_critic_identical_across_ranks(tmp_path):
     [
         (["gan_objective=hinge"], "gan_objective='hinge' is unknown; valid: minimax,"),
         (["gan_objective.n_critic=0"], "gan_objective.n_critic=0 is invalid"),
+        (
+            ["gan_objective=wgan_gp", "gan_net.discriminator.norm=ghost_bn"],
+            "gan_net.discriminator.norm='ghost_bn' normalizes over the batch",
+        ),
     ],
 )
 def test_bad_gan_input_fails_in_one_line_before_training(tmp_path, overrides, expected):
