@@ -41,6 +41,20 @@ def test_bad_input_fails_in_one_line_before_training(tmp_path, override, expecte
     assert not (tmp_path / "run").exists(), "a refused run leaves no directory"
 
 
+def test_an_unwritable_output_root_from_the_environment_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "batchgap.train", "debug=fast"],
+        cwd=tmp_path,
+        env={**cli_env(), "BATCHGAP_OUTPUT": "/proc/batchgap"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert "BATCHGAP_OUTPUT=/proc/batchgap is not a writable directory" in lines[0]
+
+
 def test_a_bad_job_anywhere_in_a_sweep_stops_it_before_the_first_job(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -38,6 +39,9 @@ def _writable_target(path: Path) -> bool:
     return True
 
 
+OUTPUT_KEYS = ("output_root", "hydra.run.dir", "hydra.sweep.dir")
+
+
 def check_overrides(argv: list[str]) -> None:
     """Raise ConfigError naming the first unknown group option or unwritable output path."""
     groups = config_groups()
@@ -52,9 +56,14 @@ def check_overrides(argv: list[str]) -> None:
                     raise ConfigError(
                         f"{key}={option!r} is unknown; valid: {', '.join(groups[key])}"
                     )
-        is_path = key in ("output_root", "hydra.run.dir", "hydra.sweep.dir") and "$" not in value
+        is_path = key in OUTPUT_KEYS and "$" not in value
         if is_path and not _writable_target(Path(value).expanduser()):
             raise ConfigError(f"{key}={value} is not a writable directory")
+    # The default output root comes from the environment unless the command line moves it.
+    moved = any(arg.lstrip("+~").partition("=")[0] in OUTPUT_KEYS for arg in argv)
+    env_root = os.environ.get("BATCHGAP_OUTPUT")
+    if env_root and not moved and not _writable_target(Path(env_root).expanduser()):
+        raise ConfigError(f"BATCHGAP_OUTPUT={env_root} is not a writable directory")
 
 
 def _overrides(argv: list[str]) -> list[str]:
