@@ -28,12 +28,12 @@ def cli_env(threads: int = 1) -> dict[str, str]:
     return env
 
 
-def run_cli(module: str, *args: str, cwd: Path, timeout: float = 300, threads: int = 1):
-    """Run `python -m module args...` and return the CompletedProcess (text output)."""
+def run_cli(module: str, *args: str, cwd: Path, timeout: float = 300, threads: int = 1, env=None):
+    """Run `python -m module args...` (with `env` added) and return the CompletedProcess."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
-        env=cli_env(threads),
+        env={**cli_env(threads), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -2,11 +2,9 @@
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
-from conftest import cli_env, read_json, run_cli
+from conftest import read_json, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -42,13 +40,8 @@ def test_bad_input_fails_in_one_line_before_training(tmp_path, override, expecte
 
 
 def test_an_unwritable_output_root_from_the_environment_is_one_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "batchgap.train", "debug=fast"],
-        cwd=tmp_path,
-        env={**cli_env(), "BATCHGAP_OUTPUT": "/proc/batchgap"},
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_cli(
+        "batchgap.train", "debug=fast", cwd=tmp_path, env={"BATCHGAP_OUTPUT": "/proc/batchgap"}
     )
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
@@ -169,15 +162,12 @@ def test_wandb_offline_run_per_job(tmp_path):
 
 
 def test_study_trains_a_sweep_and_writes_its_report_under_the_output_root(tmp_path):
-    env = {**cli_env(), "BATCHGAP_OUTPUT": str(tmp_path / "out")}
-    result = subprocess.run(
-        [sys.executable, "-m", "batchgap.study", "data.global_batch_size=64,256", "seed=0"]
-        + ["regime.epochs=2", "model.width=32", "num_threads=1"],
+    result = run_cli(
+        "batchgap.study",
+        *("data.global_batch_size=64,256", "seed=0", "regime.epochs=2", "model.width=32"),
+        "num_threads=1",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        env={"BATCHGAP_OUTPUT": str(tmp_path / "out")},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "out" / "sweeps" / "digits_sweep").iterdir()
