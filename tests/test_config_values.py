@@ -3,7 +3,7 @@
 import pytest
 from conftest import compose
 
-from batchgap.cli_checks import sweep_jobs
+from batchgap.cli_checks import JobComposer, sweep_jobs
 from batchgap.config_values import check_values
 from batchgap.errors import ConfigError
 
@@ -64,3 +64,25 @@ def test_sweep_jobs_follow_hydras_basic_sweeper():
     ]
     assert sweep_jobs(["hydra/launcher=parallel", "a=1"]) == [["a=1"]]
     assert sweep_jobs(["x=['a,b','c']"]) == [["x=['a,b','c']"]]
+
+
+@pytest.mark.parametrize(
+    "experiment", ["digits_sweep", "hoffer_digits", "critical_batch_digits", "gan_digits_sweep"]
+)
+def test_composed_once_per_choice_each_job_equals_hydras_own_compose(experiment):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_module(config_module="batchgap.conf", version_base="1.3"):
+        first = hydra_compose(
+            config_name="config", overrides=[f"experiment={experiment}"], return_hydra_config=True
+        )
+        params = OmegaConf.to_container(first.hydra.sweeper.params)
+        jobs = sweep_jobs([f"experiment={experiment}", "optim.gradient_clip_norm=2.0"], params)
+        composer = JobComposer()
+        for job in jobs:
+            fast = OmegaConf.to_container(composer(job), resolve=True)
+            whole = hydra_compose(config_name="config", overrides=job)
+            assert fast == OmegaConf.to_container(whole, resolve=True), job
+    assert len(composer.bases) < len(jobs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import tempfile
@@ -93,6 +94,45 @@ def sweep_jobs(overrides: list[str], sweeper_params: dict | None = None) -> list
     return [list(job) for job in itertools.product(*choices.values())]
 
 
+class JobComposer:
+    """Hydra's config of each sweep job, composed once per set of config-group choices.
+
+    Composing costs about 0.1 s; jobs that differ only in plain values (batch, lr, seed) get
+    a copy of their choices' composition with the values set as Hydra sets them
+    (OmegaConf.update with merge), so a sweep of hundreds of jobs is checked in seconds.
+    Call inside Hydra's initialize_config_module.
+    """
+
+    def __init__(self):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        self.parser = OverridesParser.create()
+        self.groups = set(config_groups())
+        self.bases: dict[tuple[str, ...], object] = {}
+
+    def _is_value(self, override) -> bool:
+        prefixed = override.is_add() or override.is_delete() or override.is_force_add()
+        key = override.key_or_group
+        return not prefixed and key not in self.groups and "/" not in key
+
+    def __call__(self, job: list[str]):
+        from hydra import compose
+        from omegaconf import OmegaConf
+
+        parsed = [(arg, self.parser.parse_override(arg)) for arg in job]
+        choices = tuple(arg for arg, o in parsed if not self._is_value(o))
+        if choices not in self.bases:
+            # The first job of these choices goes through Hydra whole, for Hydra's own errors.
+            whole = compose(config_name="config", overrides=job)
+            self.bases[choices] = compose(config_name="config", overrides=list(choices))
+            return whole
+        cfg = copy.deepcopy(self.bases[choices])
+        for _, override in parsed:
+            if self._is_value(override):
+                OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
+        return cfg
+
+
 def check_jobs(argv: list[str]) -> None:
     """Compose every job of the command line and check its values, before any job starts.
 
@@ -120,11 +160,12 @@ def check_jobs(argv: list[str]) -> None:
                 jobs = sweep_jobs(overrides, OmegaConf.to_container(params) if params else None)
         except (HydraException, OmegaConfBaseException) as err:
             raise ConfigError(_first_lines(err)) from err
+        composer = JobComposer()
         for number, job in enumerate(jobs):
             where = f" (sweep job {number}: {' '.join(job)})" if len(jobs) > 1 else ""
             cfg = None
             try:
-                cfg = compose(config_name="config", overrides=job)
+                cfg = composer(job)
                 OmegaConf.resolve(cfg)
                 check_values(cfg)
             except (HydraException, OmegaConfBaseException) as err:
