@@ -47,9 +47,7 @@ def check_resume(cfg: DictConfig, run_dir: Path) -> dict | None:
     records would mix two settings.
     """
     saved = run_dir / "config.yaml"
-    if not cfg.resume or not (run_dir / "checkpoints" / "last.ckpt").exists():
-        return None
-    if not saved.is_file():
+    if not (cfg.resume and (run_dir / "checkpoints" / "last.ckpt").exists() and saved.is_file()):
         return None
     recorded = _flat(OmegaConf.to_container(OmegaConf.load(saved)))
     asked = _flat(OmegaConf.to_container(cfg, resolve=True))
