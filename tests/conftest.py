@@ -40,6 +40,11 @@ def run_cli(module: str, *args: str, cwd: Path, timeout: float = 300, threads: i
     )
 
 
+def error_lines(result: subprocess.CompletedProcess, marker: str = "error:") -> list[str]:
+    """The lines of a command's stderr that report an error."""
+    return [line for line in result.stderr.splitlines() if marker in line]
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 

@@ -8,6 +8,7 @@ import textwrap
 import pandas as pd
 import pytest
 from analysis_fixtures import hoffer_study, write_run
+from conftest import error_lines
 
 from batchgap_analysis import analyze
 
@@ -97,7 +98,7 @@ def test_cli_rejects_a_bad_window_end(tmp_path):
 def test_cli_rejects_bad_options_in_one_line(tmp_path, args, expected):
     write_run(tmp_path / "run", batch_size=16)
     done = _cli(tmp_path, *args)
-    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    errors = error_lines(done)
     assert done.returncode == 2 and len(errors) == 1 and expected in errors[0], done.stderr
 
 
@@ -112,7 +113,7 @@ def test_all_runs_excluded_still_writes_a_report_and_exits_2(tmp_path):
     write_run(tmp_path / "0", status="failed")
     done = _cli(tmp_path)
     assert done.returncode == 2, done.stderr
-    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    errors = error_lines(done)
     assert len(errors) == 1 and "every run was excluded" in errors[0]
     report = (tmp_path / "analysis" / "report.md").read_text()
     assert "status 'failed'" in report and "every run was excluded" in report

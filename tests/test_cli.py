@@ -4,7 +4,7 @@ import csv
 import json
 
 import pytest
-from conftest import read_json, run_cli
+from conftest import error_lines, read_json, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def test_bad_input_fails_in_one_line_before_training(tmp_path, override, expecte
         args.append(f"data.data_dir={tmp_path}/nothing")
     result = run_cli("batchgap.train", *args, cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    errors = error_lines(result)
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
     assert "srun" not in result.stderr
     assert not (tmp_path / "run").exists(), "a refused run leaves no directory"
@@ -60,7 +60,7 @@ def test_a_bad_job_anywhere_in_a_sweep_stops_it_before_the_first_job(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    errors = error_lines(result)
     assert len(errors) == 1, result.stderr[-2000:]
     # The experiment's seeds 0,1,2 times the command line's two batches: job 3 is the first bad.
     assert "data.global_batch_size=0 is invalid" in errors[0]
@@ -82,7 +82,7 @@ def test_relaunch_keeps_a_finished_run_and_refuses_a_changed_one(tmp_path, tiny_
 
     changed = run_cli("batchgap.train", *args, "data.global_batch_size=128", cwd=tmp_path)
     assert changed.returncode == 2, changed.stderr[-2000:]
-    errors = [line for line in changed.stderr.splitlines() if "error:" in line]
+    errors = error_lines(changed)
     assert len(errors) == 1, changed.stderr[-2000:]
     assert "holds a checkpointed run with data.global_batch_size=64, not 128" in errors[0]
     assert ((run / "summary.json").read_text(), (run / "weights.csv").read_text()) == recorded

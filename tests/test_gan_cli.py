@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli_env, read_json, run_cli
+from conftest import cli_env, error_lines, read_json, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -119,6 +119,6 @@ def test_bad_gan_input_fails_in_one_line_before_training(tmp_path, overrides, ex
         "batchgap.train", "task=gan", *overrides, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path
     )
     assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    errors = error_lines(result)
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -5,7 +5,7 @@ from importlib import resources
 
 import pytest
 import torch
-from conftest import compose, read_json, run_cli
+from conftest import compose, error_lines, read_json, run_cli
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -164,6 +164,6 @@ def test_bad_remedy_input_fails_in_one_line_before_training(tmp_path, overrides,
         timeout=120,
     )
     assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    errors = error_lines(result)
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, read_json, run_cli
+from conftest import REPO, error_lines, read_json, run_cli
 from hydra import compose, initialize_config_module
 from slurm_cluster import sbatch, wait_for_job, wait_until
 
@@ -91,7 +91,7 @@ def test_bad_slurm_sweep_fails_in_one_line_before_submission(tmp_path, override,
         timeout=120,
     )
     assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    errors = error_lines(result)
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
     assert not (tmp_path / "sweep" / ".submitit").exists()
 
@@ -225,7 +225,7 @@ def test_ntasks_without_ntasks_per_node_fails_in_one_line(slurm_cluster, tmp_pat
         timeout=150,
     )
     assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if "batchgap-train: error:" in line]
+    errors = error_lines(result, "batchgap-train: error:")
     # One line from each of the two tasks.
     assert len(errors) == 2, result.stderr[-2000:]
     assert "SLURM_NTASKS=2 tasks without --ntasks-per-node" in errors[0]
