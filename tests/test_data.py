@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from torch.utils.data import BatchSampler, DistributedSampler
 
-from batchgap.data.batches import HeldTensors, evaluation_batches, training_batches
+from batchgap.data.batches import (
+    HeldTensors,
+    ShuffledShardBatches,
+    evaluation_batches,
+    training_batches,
+)
 from batchgap.data.datamodule import load_splits
 from batchgap.data.sources import load_mnist5k
 from batchgap.errors import ConfigError
@@ -78,6 +84,41 @@ def test_training_shards_are_disjoint_and_reshuffled_each_epoch():
     loader = training_batches(data, batch_size=10, rank=0, world_size=2, seed=3)
     loader.sampler.set_epoch(1)
     assert torch.cat([y for _, y in loader]).tolist() != seen[0]
+
+
+@pytest.mark.parametrize(
+    "length,world_size,batch_size", [(103, 2, 10), (1257, 1, 64), (1257, 3, 7), (100, 4, 25)]
+)
+def test_training_batches_follow_distributed_sampler_order(length, world_size, batch_size):
+    # Runs recorded before the tensor sampler must replay the same examples in the same order.
+    for rank in range(world_size):
+        for epoch in (0, 3):
+            shard = DistributedSampler(
+                range(length), world_size, rank, shuffle=True, seed=5, drop_last=True
+            )
+            shard.set_epoch(epoch)
+            expected = list(BatchSampler(shard, batch_size, drop_last=True))
+            ours = ShuffledShardBatches(length, batch_size, rank, world_size, seed=5)
+            ours.set_epoch(epoch)
+            assert [batch.tolist() for batch in ours] == expected
+            assert len(ours) == len(expected)
+
+
+def test_training_batches_draw_their_order_at_the_first_batch():
+    # Lightning can create an epoch's iterator before calling set_epoch (on a resume).
+    ours = ShuffledShardBatches(50, 10, rank=0, world_size=1, seed=5)
+    early = iter(ours)
+    ours.set_epoch(2)
+    reference = ShuffledShardBatches(50, 10, rank=0, world_size=1, seed=5)
+    reference.set_epoch(2)
+    assert next(early).tolist() == next(iter(reference)).tolist()
+
+
+def test_held_tensors_gather_by_list_or_tensor():
+    data = held(20)
+    x, y = data[[3, 1, 7]]
+    assert y.tolist() == [3, 1, 7] and x[:, 0].tolist() == [3.0, 1.0, 7.0]
+    assert data[torch.tensor([5, 2])][1].tolist() == [5, 2]
 
 
 def test_evaluation_shards_cover_every_example_once():
