@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import lightning as L
 import torch
@@ -20,7 +21,10 @@ class DivergenceGuard(L.Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None:
             return
-        bad = not bool(torch.isfinite(loss).all())
+        loss = loss.detach()
+        # One host read for the usual scalar loss, a third of isfinite(...).all()'s cost.
+        finite = math.isfinite(loss.item()) if loss.numel() == 1 else torch.isfinite(loss).all()
+        bad = not bool(finite)
         # Every rank must agree to stop, or the others would wait forever in the next all-reduce.
         bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
         if bad:

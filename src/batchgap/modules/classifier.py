@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import functools
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
+from batchgap.modules.lean import LeanModule
 from batchgap.modules.schedule import lr_multiplier, milestone_updates
 
 SPLITS = ("train", "val", "test")
 
 
-class Classifier(L.LightningModule):
+class Classifier(LeanModule):
     """Owns the optimizer, the per-update lr schedule and the loss/error bookkeeping."""
 
     def __init__(
@@ -37,7 +37,6 @@ class Classifier(L.LightningModule):
         self.lr_drop_updates: list[int] = []
         self._epoch_sums: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._epoch_examples = 0
-        self.train_loss, self.train_err = MeanMetric(), MeanMetric()
         self.val_loss, self.val_err = MeanMetric(), MeanMetric()
         self.final_loss = nn.ModuleList(MeanMetric() for _ in SPLITS)
         self.final_err = nn.ModuleList(MeanMetric() for _ in SPLITS)
@@ -54,28 +53,31 @@ class Classifier(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss, mistakes = self._loss_and_mistakes(batch)
-        # Per-step torchmetrics updates cost ~8% of a small step; keep device-side sums and
-        # hand the epoch's totals to the metrics once, at its end.
+        # Per-step metric updates cost ~8% of a small step: keep device-side sums, reduce once
+        # at the epoch's end.
         self._epoch_sums.append((loss.detach() * mistakes.numel(), mistakes.sum()))
         self._epoch_examples += mistakes.numel()
-        # self.log costs more than a small step; call it only when the logger will write.
+        # At Lightning's cadence and step numbering: the update's index, from 0.
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
-            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
+            self.log_to_loggers({"train/loss_step": loss.detach().item()}, self.global_step)
         return loss
 
     def on_train_epoch_start(self):
         self._epoch_sums, self._epoch_examples = [], 0
 
     def on_train_epoch_end(self):
-        if self._epoch_sums:
-            loss_sum, mistake_sum = torch.stack([torch.stack(s) for s in self._epoch_sums]).sum(0)
-            count = self._epoch_examples
-            self.train_loss.update(loss_sum / count, weight=count)
-            self.train_err.update(mistake_sum / count, weight=count)
-        self.log("train/loss", self.train_loss.compute())
-        self.log("train/err", self.train_err.compute())
-        self.train_loss.reset()
-        self.train_err.reset()
+        """Logs the epoch's mean training loss and error over every rank's examples."""
+        if not self._epoch_sums:
+            return
+        sums = torch.stack([torch.stack(s) for s in self._epoch_sums]).sum(0)
+        totals = torch.cat([sums, sums.new_tensor([self._epoch_examples])])
+        totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        loss_sum, mistake_sum, count = totals.tolist()
+        # Lightning logs an epoch's metrics at the index of its last update.
+        self.log_to_loggers(
+            {"train/loss": loss_sum / count, "train/err": mistake_sum / count},
+            self.global_step - 1,
+        )
 
     def validation_step(self, batch, batch_idx):
         loss, mistakes = self._loss_and_mistakes(batch)

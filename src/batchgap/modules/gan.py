@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import functools
 
-import lightning as L
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from batchgap.modules.gan_objectives import Objective, clip_weights, gradient_penalty
+from batchgap.modules.lean import LeanModule
 from batchgap.modules.schedule import lr_multiplier, milestone_updates
 
 
@@ -36,7 +36,7 @@ def average_gradients(net: nn.Module) -> None:
         offset += grad.numel()
 
 
-class GAN(L.LightningModule):
+class GAN(LeanModule):
     """Owns both optimizers and lr schedules, the critic/generator alternation and its records."""
 
     def __init__(
