@@ -1,6 +1,6 @@
 import pytest
 
-from batchgap.batching import batch_layout, updates_per_epoch
+from batchgap.batching import batch_layout, limited_updates_per_epoch, updates_per_epoch
 from batchgap.errors import ConfigError
 
 
@@ -25,3 +25,21 @@ def test_non_positive_or_non_integer_batch_is_refused(value):
 def test_updates_per_epoch_drops_the_incomplete_batch():
     assert updates_per_epoch(1257, 16) == 78
     assert updates_per_epoch(1257, 1024) == 1
+
+
+@pytest.mark.parametrize(
+    "per_epoch,accumulate,limit,expected",
+    [
+        (19, 1, None, 19),
+        (19, 1, 3, 3),  # debug=fast
+        (19, 1, 40, 19),
+        (19, 1, 0.5, 9),
+        (19, 1, 1.0, 19),
+        (10, 4, 6, 2),  # 6 batches: one full accumulation, then a stepped remainder
+        (10, 4, 8, 2),
+    ],
+)
+def test_limit_train_batches_cuts_the_updates_an_epoch_makes(
+    per_epoch, accumulate, limit, expected
+):
+    assert limited_updates_per_epoch(per_epoch, accumulate, limit) == expected

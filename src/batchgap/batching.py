@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from batchgap.errors import ConfigError
@@ -58,3 +59,15 @@ def batch_layout(
 def updates_per_epoch(train_size: int, global_batch_size: int) -> int:
     """Optimizer updates in one epoch when incomplete batches are dropped."""
     return train_size // global_batch_size
+
+
+def limited_updates_per_epoch(per_epoch: int, accumulate: int, limit: int | float | None) -> int:
+    """Updates an epoch really makes when `trainer.limit_train_batches` cuts it short.
+
+    Lightning limits per-device batches (an int caps them, a float keeps that fraction) and
+    steps on an epoch's last batch even when its accumulation is incomplete.
+    """
+    batches = per_epoch * accumulate
+    if limit is not None:
+        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+    return math.ceil(batches / accumulate)

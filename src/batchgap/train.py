@@ -23,7 +23,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from batchgap.batching import batch_layout, updates_per_epoch
+from batchgap.batching import batch_layout, limited_updates_per_epoch, updates_per_epoch
 from batchgap.callbacks import DivergenceGuard, WeightDistance
 from batchgap.callbacks.noise_scale import GradientNoiseScale
 from batchgap.callbacks.requeue import JobRequeued, RequeueOnSignal
@@ -161,7 +161,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         "%s; world size %d; %d updates/epoch x %d epochs; lr %.4g (%s scaling of %.4g)",
         layout.describe(),
         layout.world_size,
-        per_epoch,
+        limited_updates_per_epoch(
+            per_epoch, layout.accumulate_grad_batches, cfg.trainer.get("limit_train_batches")
+        ),
         regime.epochs,
         lr,
         cfg.scaling.rule,
