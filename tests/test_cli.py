@@ -68,6 +68,24 @@ def test_a_bad_job_anywhere_in_a_sweep_stops_it_before_the_first_job(tmp_path):
     assert not sweep.exists(), "no job ran"
 
 
+def test_a_batch_larger_than_the_training_split_stops_the_sweep_before_it_starts(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "batchgap.train",
+        "-m",
+        "data.global_batch_size=64,2048",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = error_lines(result)
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert "data.global_batch_size=2048 exceeds the 1257 training examples of digits" in errors[0]
+    assert "(sweep job 1: data.global_batch_size=2048)" in errors[0]
+    assert not sweep.exists(), "no job ran"
+
+
 def test_relaunch_keeps_a_finished_run_and_refuses_a_changed_one(tmp_path, tiny_train_args):
     run = tmp_path / "run"
     args = [*tiny_train_args, f"hydra.run.dir={run}"]

@@ -11,6 +11,7 @@ from batchgap.data.batches import (
     training_batches,
 )
 from batchgap.data.datamodule import load_splits
+from batchgap.data.sizes import training_examples
 from batchgap.data.sources import load_mnist5k
 from batchgap.errors import ConfigError
 
@@ -65,6 +66,18 @@ def test_unknown_dataset_names_the_valid_ones():
 def test_missing_torchvision_files_say_where(tmp_path):
     with pytest.raises(ConfigError, match=str(tmp_path / "MNIST" / "raw")):
         load_splits(data_cfg(name="mnist", data_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist5k"])
+@pytest.mark.parametrize("val,test", [(0.15, 0.15), (0.1, 0.2), (0.33, 0.01)])
+def test_split_sizes_known_before_loading_match_the_loaded_splits(name, val, test):
+    cfg = data_cfg(name=name, val_fraction=val, test_fraction=test)
+    assert training_examples(cfg) == len(load_splits(cfg)["train"].y)
+
+
+def test_torchvision_training_split_is_the_official_set_less_validation():
+    assert training_examples(data_cfg(name="mnist", val_fraction=0.1, test_fraction=None)) == 54000
+    assert training_examples(data_cfg(name="svhn")) is None
 
 
 def held(n=103):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from omegaconf import DictConfig, OmegaConf
 
 from batchgap.batching import batch_layout
+from batchgap.data.sizes import check_data_fits, training_examples
 from batchgap.errors import ConfigError
 from batchgap.models.norm import check_norm
 from batchgap.scaling.rules import scaled_lr
@@ -94,6 +95,9 @@ def check_values(cfg: DictConfig) -> None:
             f"data.val_fraction={val} + data.test_fraction={test} leave no training data; "
             "their sum must be below 1"
         )
+    train_size = training_examples(cfg.data)
+    if train_size is not None:
+        check_data_fits(cfg.data, train_size)
     layout = batch_layout(
         cfg.data.global_batch_size,
         cfg.trainer.devices,

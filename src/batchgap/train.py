@@ -27,7 +27,8 @@ from batchgap.batching import batch_layout, limited_updates_per_epoch, updates_p
 from batchgap.callbacks import DivergenceGuard, WeightDistance
 from batchgap.callbacks.noise_scale import GradientNoiseScale
 from batchgap.callbacks.requeue import JobRequeued, RequeueOnSignal
-from batchgap.data.datamodule import ClassificationData, check_data_fits
+from batchgap.data.datamodule import ClassificationData
+from batchgap.data.sizes import check_data_fits
 from batchgap.distributed import place_processes, trainer_settings
 from batchgap.errors import ConfigError
 from batchgap.local_ranks import RankFailure, start_local_ranks

@@ -25,8 +25,8 @@ from batchgap.batching import batch_layout, updates_per_epoch
 from batchgap.callbacks import DivergenceGuard, WeightDistance
 from batchgap.callbacks.gan_quality import QualityMonitor, read_quality
 from batchgap.callbacks.gan_samples import SampleGrids
-from batchgap.data.datamodule import check_data_fits
 from batchgap.data.gan_data import GANData
+from batchgap.data.sizes import check_data_fits
 from batchgap.distributed import trainer_settings
 from batchgap.errors import ConfigError
 from batchgap.metrics.evaluator import QualityEvaluator

@@ -91,12 +91,3 @@ class ClassificationData(L.LightningDataModule):
             evaluation_batches(self.held[split], self.eval_batch_size, rank, world)
             for split in ("train", "val", "test")
         ]
-
-
-def check_data_fits(cfg, train_size: int) -> None:
-    """Fail early when one global batch is larger than the training split."""
-    if cfg.global_batch_size > train_size:
-        raise ConfigError(
-            f"data.global_batch_size={cfg.global_batch_size} exceeds the {train_size} training "
-            f"examples of {cfg.name}; use at most {train_size}"
-        )
