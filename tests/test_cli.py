@@ -48,41 +48,38 @@ def test_an_unwritable_output_root_from_the_environment_is_one_line(tmp_path):
     assert "BATCHGAP_OUTPUT=/proc/batchgap is not a writable directory" in lines[0]
 
 
-def test_a_bad_job_anywhere_in_a_sweep_stops_it_before_the_first_job(tmp_path):
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        # The experiment's seeds 0,1,2 times the command line's two batches: job 3 is the first.
+        (
+            ["experiment=digits_sweep", "data.global_batch_size=32,0"],
+            [
+                "data.global_batch_size=0 is invalid",
+                "(sweep job 3: data.global_batch_size=0 seed=0 experiment=digits_sweep)",
+            ],
+        ),
+        (
+            ["data.global_batch_size=64,2048"],
+            [
+                "data.global_batch_size=2048 exceeds the 1257 training examples of digits",
+                "(sweep job 1: data.global_batch_size=2048)",
+            ],
+        ),
+    ],
+)
+def test_a_bad_job_anywhere_in_a_sweep_stops_it_before_the_first_job(
+    tmp_path, overrides, expected
+):
     sweep = tmp_path / "sweep"
     result = run_cli(
-        "batchgap.train",
-        "-m",
-        "experiment=digits_sweep",
-        "data.global_batch_size=32,0",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-        timeout=120,
+        "batchgap.train", "-m", *overrides, f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=120
     )
     assert result.returncode == 2, result.stderr[-2000:]
     errors = error_lines(result)
     assert len(errors) == 1, result.stderr[-2000:]
-    # The experiment's seeds 0,1,2 times the command line's two batches: job 3 is the first bad.
-    assert "data.global_batch_size=0 is invalid" in errors[0]
-    assert "(sweep job 3: data.global_batch_size=0 seed=0 experiment=digits_sweep)" in errors[0]
-    assert not sweep.exists(), "no job ran"
-
-
-def test_a_batch_larger_than_the_training_split_stops_the_sweep_before_it_starts(tmp_path):
-    sweep = tmp_path / "sweep"
-    result = run_cli(
-        "batchgap.train",
-        "-m",
-        "data.global_batch_size=64,2048",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert result.returncode == 2, result.stderr[-2000:]
-    errors = error_lines(result)
-    assert len(errors) == 1, result.stderr[-2000:]
-    assert "data.global_batch_size=2048 exceeds the 1257 training examples of digits" in errors[0]
-    assert "(sweep job 1: data.global_batch_size=2048)" in errors[0]
+    for part in expected:
+        assert part in errors[0]
     assert not sweep.exists(), "no job ran"
 
 
