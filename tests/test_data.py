@@ -78,6 +78,7 @@ def test_split_sizes_known_before_loading_match_the_loaded_splits(name, val, tes
 def test_torchvision_training_split_is_the_official_set_less_validation():
     assert training_examples(data_cfg(name="mnist", val_fraction=0.1, test_fraction=None)) == 54000
     assert training_examples(data_cfg(name="svhn")) is None
+    assert training_examples(data_cfg(test_fraction=None)) is None
 
 
 def held(n=103):

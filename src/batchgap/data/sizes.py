@@ -25,9 +25,11 @@ def _held_out(fraction: float, examples: int) -> int:
 
 
 def training_examples(cfg) -> int | None:
-    """Examples in the training split of the `data` config, or None for an unknown dataset."""
+    """Examples in the training split of the `data` config; None where it cannot say (an
+    unknown dataset, a fraction left unset), so the loaded data decide as the job starts."""
     examples = EXAMPLES.get(cfg.name)
-    if examples is None:
+    fractions = (cfg.val_fraction, cfg.test_fraction if cfg.name in EMBEDDED else 0.0)
+    if examples is None or None in fractions:
         return None
     if cfg.name not in EMBEDDED:
         return examples - _held_out(cfg.val_fraction, examples)
