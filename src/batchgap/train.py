@@ -356,8 +356,20 @@ def main(cfg: DictConfig) -> float | None:
     return summary.get("test_err")
 
 
+def shares_run_dir() -> bool:
+    """Whether other processes started for this job (Slurm tasks, nodes) use the same run dir."""
+    launched = ("SLURM_NTASKS", "WORLD_SIZE")
+    return any(int(os.environ.get(name, "1") or 1) > 1 for name in launched) or (
+        "NODE_RANK" in os.environ
+    )
+
+
 def remove_if_only_hydra_files(run_dir: Path) -> None:
     """Leave no run directory behind for a refused config, unless it already held a run."""
+    if shares_run_dir():
+        # Another task may still be opening its train.log in it; removing it would turn that
+        # task's one-line refusal into a logging traceback.
+        return
     hydra_only = {".hydra", "train.log", "config.yaml"}
     if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= hydra_only:
         shutil.rmtree(run_dir, ignore_errors=True)
