@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -30,22 +31,41 @@ def interleaved(
     return ref_times, cand_times
 
 
-def ratio_row(name: str, ref: list[float], cand: list[float], target: str, unit: str = "ms"):
+def meets(value: float, target: str) -> str:
+    """'yes' or 'no' against a target like `<= 1.10x`, `< 1x`, `>= 50%`, `<= 10 min`; else '-'."""
+    match = re.fullmatch(r"\s*(<=|<|>=)\s*([0-9.]+)\s*(x|%|min|s)?\s*", target)
+    if not match:
+        return "-"
+    op, bound = match.group(1), float(match.group(2))
+    ok = {"<=": value <= bound, "<": value < bound, ">=": value >= bound}[op]
+    return "yes" if ok else "no"
+
+
+def ratio_row(
+    name: str,
+    ref: list[float],
+    cand: list[float],
+    target: str,
+    unit: str = "ms",
+    reference_name: str = "",
+):
     """A table row: medians, the median of pairwise ratios and its spread (min-max)."""
     scale = 1e3 if unit == "ms" else 1.0
     ratios = [c / r for r, c in zip(ref, cand)]
+    ratio = statistics.median(ratios)
     return {
         "figure": name,
-        "reference": f"{statistics.median(ref) * scale:.3g} {unit}",
+        "reference": f"{statistics.median(ref) * scale:.3g} {unit} {reference_name}".rstrip(),
         "ours": f"{statistics.median(cand) * scale:.3g} {unit}",
-        "ratio": f"{statistics.median(ratios):.3f}x ({min(ratios):.2f}-{max(ratios):.2f})",
+        "ratio": f"{ratio:.2f}x ({min(ratios):.2f}-{max(ratios):.2f})",
         "target": target,
+        "met": meets(ratio, target),
         "pairs": len(ratios),
     }
 
 
 def print_table(rows: list[dict]) -> None:
-    columns = ["figure", "reference", "ours", "ratio", "target", "pairs"]
+    columns = ["figure", "reference", "ours", "ratio", "target", "met", "pairs"]
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
     print(" | ".join(c.ljust(widths[c]) for c in columns))
     print("-|-".join("-" * widths[c] for c in columns))

@@ -178,6 +178,11 @@ def main() -> None:
     parser.add_argument("--skip-compile", action="store_true")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(
+            f"gpu_resnet.py: error: --device {args.device} but torch sees no CUDA GPU here; "
+            "run it where a GPU is lent, or check the script with --device cpu --batch 8"
+        )
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     n = 8192 if device.type == "cuda" else 1024
     peaks = {"fp32": matmul_peak(device, torch.float32, n)}

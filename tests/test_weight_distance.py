@@ -83,6 +83,9 @@ def test_ctrl_c_is_recorded_as_interrupted_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "DivergenceGuard", interrupting)
     with pytest.raises((KeyboardInterrupt, SystemExit)):
         train_module.train(compose(*TINY), tmp_path)
-    assert read_summary(tmp_path)["status"] == "interrupted"
+    interrupted = read_summary(tmp_path)
+    assert interrupted["status"] == "interrupted"
+    # Stopped as the second epoch began: one epoch's updates made.
+    assert interrupted["updates"] == interrupted["updates_per_epoch"] > 0
     monkeypatch.undo()
     assert train_module.train(compose(*TINY), tmp_path)["status"] == "completed"

@@ -279,7 +279,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             summary.update(status="interrupted", error="interrupted (SIGINT or exit)")
         else:
             summary.update(status="failed", error=f"{type(err).__name__}: {err}")
-        summary["wall_time_s"] = time.time() - started
+        # The updates made before the end, so a stopped run says how far it got.
+        summary.update(updates=trainer.global_step, wall_time_s=time.time() - started)
         record(run_dir / "summary.json", summary)
         close_loggers(cfg, failed=True)
         raise
