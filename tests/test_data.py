@@ -10,8 +10,8 @@ from batchgap.data.batches import (
     evaluation_batches,
     training_batches,
 )
-from batchgap.data.datamodule import load_splits
-from batchgap.data.sizes import training_examples
+from batchgap.data.datamodule import DATASETS, load_splits
+from batchgap.data.sizes import EXAMPLES, training_examples
 from batchgap.data.sources import load_mnist5k
 from batchgap.errors import ConfigError
 
@@ -73,6 +73,10 @@ def test_missing_torchvision_files_say_where(tmp_path):
 def test_split_sizes_known_before_loading_match_the_loaded_splits(name, val, test):
     cfg = data_cfg(name=name, val_fraction=val, test_fraction=test)
     assert training_examples(cfg) == len(load_splits(cfg)["train"].y)
+
+
+def test_every_dataset_has_a_size_for_the_sweep_check():
+    assert sorted(EXAMPLES) == DATASETS
 
 
 def test_torchvision_training_split_is_the_official_set_less_validation():

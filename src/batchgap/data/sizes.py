@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from batchgap.data.sources import _TORCHVISION
 from batchgap.errors import ConfigError
 
 # Examples before splitting: the whole embedded set, or the official training set, whose
@@ -16,7 +17,6 @@ EXAMPLES = {
     "cifar10": 50000,
     "cifar100": 50000,
 }
-EMBEDDED = ("digits", "mnist5k")
 
 
 def _held_out(fraction: float, examples: int) -> int:
@@ -28,10 +28,12 @@ def training_examples(cfg) -> int | None:
     """Examples in the training split of the `data` config; None where it cannot say (an
     unknown dataset, a fraction left unset), so the loaded data decide as the job starts."""
     examples = EXAMPLES.get(cfg.name)
-    fractions = (cfg.val_fraction, cfg.test_fraction if cfg.name in EMBEDDED else 0.0)
+    # As load_splits splits: torchvision's sets carve validation from the official train set.
+    carved = cfg.name in _TORCHVISION
+    fractions = (cfg.val_fraction, 0.0 if carved else cfg.test_fraction)
     if examples is None or None in fractions:
         return None
-    if cfg.name not in EMBEDDED:
+    if carved:
         return examples - _held_out(cfg.val_fraction, examples)
     train_val = examples - _held_out(cfg.test_fraction, examples)
     return train_val - _held_out(cfg.val_fraction / (1.0 - cfg.test_fraction), train_val)
