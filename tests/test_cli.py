@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
         ("data.global_batch_size=-8", "data.global_batch_size=-8 is invalid"),
         ("data=mnist", "mnist files not found under"),
         ("output_root=/proc/batchgap", "output_root=/proc/batchgap is not a writable directory"),
-        ("nonexistent_key=1", "Could not override 'nonexistent_key'. To append to your config"),
+        ("nonexistent_key=1", "nonexistent_key=1: no such setting; the top-level settings are"),
+        ("seed=-1", "seed=-1 is invalid; it must be an integer in [0, 4294967295]"),
         ("debug=fast trainer=ddp_cpu data.global_batch_size=63", "63 / (2 devices x 1 nodes"),
     ],
 )
@@ -199,3 +200,19 @@ def test_study_of_an_unknown_experiment_is_one_line(tmp_path):
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "--experiment 'nope' is unknown; valid: critical_batch_digits" in lines[0]
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_crash_while_the_job_is_set_up_is_recorded_as_failed(tmp_path):
+    # Lightning refuses an unknown profiler name when the Trainer is built, before the fit.
+    result = run_cli(
+        "batchgap.train",
+        "+trainer.profiler=nonsense",
+        "regime.epochs=1",
+        f"hydra.run.dir={tmp_path}/run",
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    summary = read_json(tmp_path / "run" / "summary.json")
+    assert summary["status"] == "failed"
+    assert "profiler" in summary["error"]

@@ -3,7 +3,7 @@
 import pytest
 from conftest import compose
 
-from batchgap.cli_checks import JobComposer, sweep_jobs
+from batchgap.cli_checks import JobComposer, check_jobs, sweep_jobs
 from batchgap.config_values import check_values
 from batchgap.errors import ConfigError
 
@@ -11,7 +11,9 @@ from batchgap.errors import ConfigError
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("seed=abc", "seed='abc' is invalid; it must be an integer"),
+        ("seed=abc", "seed='abc' is invalid; it must be an integer in [0, 4294967295]"),
+        ("seed=-1", "seed=-1 is invalid; it must be an integer in [0, 4294967295]"),
+        ("seed=4294967296", "seed=4294967296 is invalid"),
         ("num_threads=0", "num_threads=0 is invalid; it must be null or an integer >= 1"),
         ("data.eval_batch_size=0", "data.eval_batch_size=0 is invalid"),
         ("data.val_fraction=1.5", "data.val_fraction=1.5 is invalid"),
@@ -28,6 +30,8 @@ from batchgap.errors import ConfigError
         ("trainer.precision=foo", "trainer.precision='foo' is invalid; it must be one of 32-true"),
         ("trainer=ddp_cpu data.global_batch_size=2", "needs at least 2 examples per device"),
         ("data.global_batch_size=0", "data.global_batch_size=0 is invalid"),
+        ("data.global_batch_size=abc", "data.global_batch_size='abc' is invalid; it must be a"),
+        ("data.global_batch_size=64x", "data.global_batch_size='64x' is invalid"),
     ],
 )
 def test_a_setting_out_of_range_is_one_line_naming_it(override, expected):
@@ -86,3 +90,36 @@ def test_composed_once_per_choice_each_job_equals_hydras_own_compose(experiment)
             whole = hydra_compose(config_name="config", overrides=job)
             assert fast == OmegaConf.to_container(whole, resolve=True), job
     assert len(composer.bases) < len(jobs)
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["data.global_batchsize=64"], "no such setting; did you mean data.global_batch_size?"),
+        (["optim.lrr=0.1"], "optim.lrr=0.1: no such setting; did you mean optim.lr?"),
+        (["dat=digits"], "dat=digits: no such setting; did you mean data?"),
+        (["-m", "model.widht=8,16"], "no such setting; did you mean model.width?"),
+        (["remedy=lb"], "remedy=lb is chosen on top of experiment=hoffer_digits"),
+        (["gan_objective=wgan"], "use task=gan gan_objective=wgan"),
+        (["+data.global_batchsize=512"], "adds a setting batchgap never reads"),
+        (["+foo=1"], "+foo=1 adds a setting batchgap never reads"),
+    ],
+)
+def test_a_misspelt_or_unread_key_is_one_line_naming_the_nearest(argv, expected):
+    with pytest.raises(ConfigError) as caught:
+        check_jobs(argv)
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["+optim.optimizer.nesterov=true"],  # reaches torch.optim.SGD through its _target_
+        ["+trainer.profiler=simple"],  # reaches Lightning's Trainer
+        ["++seed=3"],  # an existing key: an ordinary override
+        ["experiment=hoffer_digits", "remedy=lb"],
+        ["task=gan", "gan_objective=wgan"],
+    ],
+)
+def test_keys_that_something_reads_pass(argv):
+    check_jobs(argv)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import itertools
 import os
+import re
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -115,6 +117,16 @@ class JobComposer:
         key = override.key_or_group
         return not prefixed and key not in self.groups and "/" not in key
 
+    def base(self, job: list[str]):
+        """The composition of the job's config-group choices alone, before its plain values."""
+        from hydra import compose
+
+        parsed = [(arg, self.parser.parse_override(arg)) for arg in job]
+        choices = tuple(arg for arg, o in parsed if not self._is_value(o))
+        if choices not in self.bases:
+            self.bases[choices] = compose(config_name="config", overrides=list(choices))
+        return self.bases[choices]
+
     def __call__(self, job: list[str]):
         from hydra import compose
         from omegaconf import OmegaConf
@@ -149,6 +161,7 @@ def check_jobs(argv: list[str]) -> None:
     overrides = _overrides(argv)
     multirun = "-m" in argv or "--multirun" in argv
     with initialize_config_module(config_module="batchgap.conf", version_base="1.3"):
+        composer = JobComposer()
         try:
             jobs = [overrides]
             if multirun:
@@ -159,8 +172,8 @@ def check_jobs(argv: list[str]) -> None:
                 params = first.hydra.sweeper.get("params")
                 jobs = sweep_jobs(overrides, OmegaConf.to_container(params) if params else None)
         except (HydraException, OmegaConfBaseException) as err:
-            raise ConfigError(_first_lines(err)) from err
-        composer = JobComposer()
+            message = unknown_key_message(str(err), overrides, composer) or _first_lines(err)
+            raise ConfigError(message) from err
         for number, job in enumerate(jobs):
             where = f" (sweep job {number}: {' '.join(job)})" if len(jobs) > 1 else ""
             cfg = None
@@ -168,13 +181,112 @@ def check_jobs(argv: list[str]) -> None:
                 cfg = composer(job)
                 OmegaConf.resolve(cfg)
                 check_values(cfg)
+                check_added_keys(job, composer)
             except (HydraException, OmegaConfBaseException) as err:
                 hint = ""
                 if cfg is not None and "study." in str(err) and "remedy" in cfg:
                     hint = "; remedy=... needs an experiment that sets study.* (hoffer_digits)"
-                raise ConfigError(_first_lines(err) + hint + where) from err
+                message = unknown_key_message(str(err), job, composer) or _first_lines(err)
+                raise ConfigError(message + hint + where) from err
             except ConfigError as err:
                 raise ConfigError(f"{err}{where}") from err
+
+
+_COULD_NOT_OVERRIDE = re.compile(r"Could not override '([^']+)'")
+
+# Config groups outside the root defaults, and the choice that brings each into a job.
+BROUGHT_BY = {
+    "remedy": "experiment=hoffer_digits",
+    "gan_net": "task=gan",
+    "gan_objective": "task=gan",
+}
+
+
+def _config_keys(cfg) -> list[str]:
+    """Every dotted key of a composed config, nested ones included."""
+    from omegaconf import OmegaConf
+
+    def walk(tree: dict, prefix: str) -> list[str]:
+        keys = []
+        for key, value in tree.items():
+            keys.append(f"{prefix}{key}")
+            if isinstance(value, dict):
+                keys += walk(value, f"{prefix}{key}.")
+        return keys
+
+    return walk(OmegaConf.to_container(cfg, resolve=False), "")
+
+
+def unknown_key_message(error: str, job: list[str], composer: JobComposer) -> str | None:
+    """One line for Hydra's refusal of a key or group the config lacks, naming the nearest."""
+    match = _COULD_NOT_OVERRIDE.search(error)
+    if match is None:
+        return None
+    key = match.group(1)
+    value = next(
+        (a.partition("=")[2] for a in job if a.lstrip("+~").partition("=")[0] == key), "..."
+    )
+    groups = config_groups()
+    if key in BROUGHT_BY:
+        base = BROUGHT_BY[key]
+        return f"{key}={value} is chosen on top of {base}: use {base} {key}={value}"
+    if key in groups:
+        return f"{key}={value}: the {key} group is not in this config; add it with +{key}={value}"
+    try:
+        known = _config_keys(composer.base([a for a in job if a.partition("=")[0] != key]))
+    except Exception:
+        known = []
+    nearest = difflib.get_close_matches(key, [*known, *groups], n=1, cutoff=0.7)
+    if nearest:
+        return f"{key}={value}: no such setting; did you mean {nearest[0]}?"
+    parent = key.rpartition(".")[0]
+    siblings = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent]
+    where = f"the settings of {parent}" if parent else "the top-level settings"
+    return f"{key}={value}: no such setting; {where} are {', '.join(siblings)}"
+
+
+def check_added_keys(job: list[str], composer: JobComposer) -> None:
+    """Refuse a `+key=value` that adds a setting nothing reads, which would pass silently.
+
+    Extra keys reach Lightning's Trainer (trainer.*) and objects built from a `_target_`
+    (optim.optimizer, model); batchgap's other settings are read by name.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    groups = set(config_groups())
+
+    def added_setting(arg: str) -> bool:
+        key = arg.lstrip("+").partition("=")[0]
+        return arg.startswith("+") and key not in groups and "/" not in key
+
+    added = [arg for arg in job if added_setting(arg)]
+    if not added:
+        return
+    # The config before these additions, to tell a new key from a `++` override of one.
+    base = composer.base([arg for arg in job if arg not in added])
+    for arg in added:
+        key = arg.lstrip("+").partition("=")[0]
+        if key.split(".")[0] in ("hydra", "trainer"):
+            continue
+        if OmegaConf.select(base, key, default=_ABSENT) is not _ABSENT:
+            continue  # ++ of an existing key: an ordinary override
+        parts = key.split(".")
+        ancestors = [".".join(parts[:i]) for i in range(1, len(parts))]
+        if any(
+            isinstance(node := OmegaConf.select(base, a), DictConfig) and "_target_" in node
+            for a in ancestors
+        ):
+            continue
+        known = _config_keys(base)
+        nearest = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+        hint = f"; did you mean {nearest[0]}?" if nearest else ""
+        raise ConfigError(
+            f"{arg} adds a setting batchgap never reads (only trainer.* and objects with a "
+            f"_target_ take extra keys){hint}"
+        )
+
+
+_ABSENT = object()
 
 
 def _first_lines(err: Exception) -> str:

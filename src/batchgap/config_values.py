@@ -53,7 +53,8 @@ def _fraction(value) -> bool:
 # key, test, what is valid. Keys a config does not have (another task's, another dataset's)
 # are skipped.
 RULES: tuple[tuple[str, Callable[[object], bool], str], ...] = (
-    ("seed", _integer, "an integer"),
+    # NumPy's generator, seeded by Lightning's seed_everything, takes 32-bit unsigned seeds.
+    ("seed", lambda v: _integer(v) and 0 <= v < 2**32, "an integer in [0, 4294967295]"),
     ("num_threads", _optional(_at_least(1)), "null or an integer >= 1"),
     ("data.eval_batch_size", _at_least(1), "an integer >= 1"),
     # torchvision datasets bring their own test split: no test_fraction there.
@@ -95,15 +96,16 @@ def check_values(cfg: DictConfig) -> None:
             f"data.val_fraction={val} + data.test_fraction={test} leave no training data; "
             "their sum must be below 1"
         )
-    train_size = training_examples(cfg.data)
-    if train_size is not None:
-        check_data_fits(cfg.data, train_size)
+    # The layout checks the batch is a positive integer before it is compared with the data.
     layout = batch_layout(
         cfg.data.global_batch_size,
         cfg.trainer.devices,
         cfg.trainer.num_nodes,
         cfg.trainer.accumulate_grad_batches,
     )
+    train_size = training_examples(cfg.data)
+    if train_size is not None:
+        check_data_fits(cfg.data, train_size)
     scaled_lr(
         cfg.optim.lr, cfg.scaling.rule, layout.global_batch_size, cfg.scaling.reference_batch_size
     )

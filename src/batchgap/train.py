@@ -354,6 +354,13 @@ def main(cfg: DictConfig) -> float | None:
         if placement.rank == 0:
             record_failure(run_dir / "summary.json", str(err))
         raise
+    except Exception as err:
+        # A crash while the job is set up (data, nets, trainer) comes before its summary is
+        # first written; record it, so the analysis lists the run as failed, not as missing.
+        summary_path = run_dir / "summary.json"
+        if rank_zero_only.rank == 0 and not summary_path.exists():
+            record_failure(summary_path, f"{type(err).__name__}: {err}")
+        raise
     return summary.get("test_err")
 
 
