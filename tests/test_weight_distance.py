@@ -1,5 +1,6 @@
 import csv
 import math
+import time
 
 import lightning as L
 import pytest
@@ -88,4 +89,12 @@ def test_ctrl_c_is_recorded_as_interrupted_and_resumes(tmp_path, monkeypatch):
     # Stopped as the second epoch began: one epoch's updates made.
     assert interrupted["updates"] == interrupted["updates_per_epoch"] > 0
     monkeypatch.undo()
-    assert train_module.train(compose(*TINY), tmp_path)["status"] == "completed"
+    cfg = compose(*TINY)
+    began = time.time()
+    resumed = train_module.train(cfg, tmp_path)
+    this_start = time.time() - began
+    assert resumed["status"] == "completed"
+    # The wall time counts both starts, not the last one alone.
+    earlier = interrupted["wall_time_s"]
+    assert earlier > 0
+    assert earlier + 0.9 * this_start < resumed["wall_time_s"] <= earlier + this_start + 1e-3

@@ -60,5 +60,13 @@ def record_failure(path: Path, error: str) -> None:
     write_json_atomic(path, summary)
 
 
+def earlier_wall_time(path: Path) -> float:
+    """The wall time, in seconds, that the summary at `path` recorded; 0 when it has none."""
+    try:
+        return float(json.loads(path.read_text()).get("wall_time_s") or 0.0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0
+
+
 def read_summary(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "summary.json").read_text())

@@ -36,6 +36,7 @@ from batchgap.models import build_model
 from batchgap.models.norm import check_norm
 from batchgap.modules.classifier import Classifier
 from batchgap.records import (
+    earlier_wall_time,
     git_revision,
     package_version,
     record_failure,
@@ -158,13 +159,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         per_epoch,
         cfg.regime.max_updates,
     )
+    epoch_updates = limited_updates_per_epoch(
+        per_epoch, layout.accumulate_grad_batches, cfg.trainer.get("limit_train_batches")
+    )
     rank_zero_log(
         "%s; world size %d; %d updates/epoch x %d epochs; lr %.4g (%s scaling of %.4g)",
         layout.describe(),
         layout.world_size,
-        limited_updates_per_epoch(
-            per_epoch, layout.accumulate_grad_batches, cfg.trainer.get("limit_train_batches")
-        ),
+        epoch_updates,
         regime.epochs,
         lr,
         cfg.scaling.rule,
@@ -219,7 +221,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         max_epochs=regime.epochs,
         max_steps=regime.max_updates or -1,
         gradient_clip_val=cfg.optim.gradient_clip_norm,
-        log_every_n_steps=max(1, min(50, per_epoch)),
+        # At most once an epoch: more than an epoch's updates earns Lightning's warning.
+        log_every_n_steps=max(1, min(50, epoch_updates)),
         callbacks=[
             distance,
             guard,
@@ -261,11 +264,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         "git_revision": git_revision(),
         "error": None,
     }
-    record = rank_zero_only(write_json_atomic)
-    record(run_dir / "summary.json", summary)
-
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = str(last) if cfg.resume and last.exists() else None
+    # A resumed run's wall time includes its earlier starts; recorded now, so a hard kill of
+    # this start keeps them.
+    earlier = earlier_wall_time(run_dir / "summary.json") if ckpt_path else 0.0
+    started -= earlier
+    summary["wall_time_s"] = earlier
+    record = rank_zero_only(write_json_atomic)
+    record(run_dir / "summary.json", summary)
     if ckpt_path:
         rank_zero_log("resuming from %s", ckpt_path)
     try:

@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from batchgap.batching import batch_layout, updates_per_epoch
+from batchgap.batching import batch_layout, limited_updates_per_epoch, updates_per_epoch
 from batchgap.callbacks import DivergenceGuard, WeightDistance
 from batchgap.callbacks.gan_quality import QualityMonitor, read_quality
 from batchgap.callbacks.gan_samples import SampleGrids
@@ -35,7 +35,12 @@ from batchgap.metrics.metric_classifier import cached_classifier_checkpoint, loa
 from batchgap.models.gan_nets import BATCH_NORMS, uses_batch_statistics
 from batchgap.modules.gan import GAN
 from batchgap.modules.gan_objectives import check_objective_settings, get_objective
-from batchgap.records import git_revision, package_version, write_json_atomic
+from batchgap.records import (
+    earlier_wall_time,
+    git_revision,
+    package_version,
+    write_json_atomic,
+)
 from batchgap.scaling.regime import training_regime
 from batchgap.scaling.rules import scaled_lr
 from batchgap.train import (
@@ -207,6 +212,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             f"critic steps per epoch at global batch {layout.global_batch_size}, n_critic "
             f"{n_critic}; raise regime.epochs"
         )
+    # Batches an epoch really runs when trainer.limit_train_batches cuts it short.
+    epoch_batches = limited_updates_per_epoch(
+        critic_steps_per_epoch,
+        layout.accumulate_grad_batches,
+        cfg.trainer.get("limit_train_batches"),
+    )
     rank_zero_log(
         "%s; world size %d; %s with %d critic step(s) per generator update; %d generator "
         "updates (%.3g per epoch); lr G %.4g, D %.4g (%s scaling)",
@@ -214,8 +225,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         layout.world_size,
         objective.name,
         n_critic,
-        total_updates,
-        per_epoch,
+        min(total_updates, regime.epochs * epoch_batches // n_critic),
+        epoch_batches / n_critic,
         lrs["generator"],
         lrs["discriminator"],
         cfg.scaling.rule,
@@ -297,7 +308,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         **trainer_kwargs,
         max_epochs=regime.epochs,
         max_steps=total_updates,
-        log_every_n_steps=max(1, min(50, critic_steps_per_epoch)),
+        # At most once an epoch: more than an epoch's batches earns Lightning's warning.
+        log_every_n_steps=max(1, min(50, epoch_batches)),
         callbacks=callbacks,
         logger=make_loggers(cfg, run_dir),
         default_root_dir=str(run_dir),
@@ -350,11 +362,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         "git_revision": git_revision(),
         "error": None,
     }
-    record = rank_zero_only(write_json_atomic)
-    record(run_dir / "summary.json", summary)
-
     last = checkpoints / "last.ckpt"
     ckpt_path = str(last) if cfg.resume and last.exists() else None
+    # A resumed run's wall time includes its earlier starts; recorded now, so a hard kill of
+    # this start keeps them.
+    earlier = earlier_wall_time(run_dir / "summary.json") if ckpt_path else 0.0
+    started -= earlier
+    summary["wall_time_s"] = earlier
+    record = rank_zero_only(write_json_atomic)
+    record(run_dir / "summary.json", summary)
     if ckpt_path:
         rank_zero_log("resuming from %s", ckpt_path)
     try:
