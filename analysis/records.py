@@ -37,6 +37,20 @@ CONFIG_FROM_SUMMARY = {
     "regime.name": "regime",
 }
 
+# Keys that say how or where a run ran, not what it computed (batchgap's resume check reads
+# them alike): two runs equal in every other key, seed included, are one run made twice.
+_HOW_IT_RAN = (
+    "num_threads",
+    "resume",
+    "output_root",
+    "logger",
+    "perf",
+    "hydra",
+    "paths",
+    "trainer.enable_progress_bar",
+    "trainer.process_group_timeout_s",
+)
+
 # The analysis reads `update` and the weight_distance* columns only; per-layer columns stay on
 # disk, which keeps 1,000 runs fast.
 DISTANCE_PREFIX = "weight_distance"
@@ -139,6 +153,7 @@ def load_records(sweep_dirs: Sequence[str | Path]) -> Records:
             records.excluded.append(Excluded(run_dir, str(err)))
             log.warning("excluded %s: %s", run_dir, err)
 
+    _exclude_repeats(records)
     records.notes += _schema_notes(records.runs)
     log.info(
         "read %d runs under %d dirs: %d usable, %d excluded",
@@ -276,6 +291,28 @@ def _batch_size(summary: dict, config: dict) -> int | None:
         return None
 
 
+def _how_it_ran(key: str) -> bool:
+    if key.rsplit(".", 1)[-1].endswith(("dir", "path", "root", "cache")):
+        return True
+    return any(key == k or key.startswith(f"{k}.") for k in _HOW_IT_RAN)
+
+
+def _exclude_repeats(records: Records) -> None:
+    """Keep the first of runs with the same config and seed: a repeat is not another sample."""
+    first: dict[tuple, Path] = {}
+    kept = []
+    for run in records.runs:
+        identity = tuple(sorted((k, v) for k, v in run.config.items() if not _how_it_ran(k)))
+        if identity in first:
+            reason = f"a repeat of {first[identity]} (the same config and seed)"
+            records.excluded.append(Excluded(run.path, reason))
+            log.warning("excluded %s: %s", run.path, reason)
+        else:
+            first[identity] = run.path
+            kept.append(run)
+    records.runs = kept
+
+
 def _schema_notes(runs: Iterable[Run]) -> list[str]:
     runs = list(runs)
     notes = []
@@ -284,6 +321,14 @@ def _schema_notes(runs: Iterable[Run]) -> list[str]:
         notes.append(
             f"{len(missing)} run(s) have no {CONFIG}; grouped by {SUMMARY} fields"
             f" (e.g. {missing[0].path})"
+        )
+        log.warning(notes[-1])
+
+    limited = [r for r in runs if r.config.get("trainer.limit_train_batches") not in (None, 1.0)]
+    if limited:
+        notes.append(
+            f"{len(limited)} run(s) cut their epochs short with trainer.limit_train_batches"
+            f" (debug runs, e.g. {limited[0].path}): their fits and gaps say little"
         )
         log.warning(notes[-1])
 

@@ -156,7 +156,15 @@ def test_a_thousand_runs_are_all_read_and_grouped(tmp_path):
     templates = [write_run(tmp_path / "templates" / str(b), batch_size=b) for b in batches]
     sweep = tmp_path / "sweep"
     for job in range(1000):
-        shutil.copytree(templates[job % 10], sweep / str(job))
+        run = shutil.copytree(templates[job % 10], sweep / str(job))
+        # A seed of its own: copies with the same seed would be repeats of one run.
+        for name, before, after in (
+            ("config.yaml", "seed: 0\n", f"seed: {job}\n"),
+            ("summary.json", '"seed": 0,', f'"seed": {job},'),
+        ):
+            text = (run / name).read_text()
+            assert before in text
+            (run / name).write_text(text.replace(before, after, 1))
 
     report = analyze([sweep], tmp_path / "analysis")
 

@@ -177,3 +177,27 @@ def test_groups_that_share_a_label_get_the_keys_they_differ_in(tmp_path):
     assert [g.label for g in grouping.groups] == ["B=16 epochs=3", "B=16 epochs=30", "B=64"]
     (note,) = grouping.notes
     assert "smallest batch 16 has 2 groups" in note and "\n" not in note
+
+
+def test_a_repeated_run_is_excluded_not_counted_as_another_seed(tmp_path):
+    # The same sweep launched twice: seeds 0 and 1 again, with other threads and output paths.
+    for sweep, seeds in (("first", (0, 1, 2)), ("again", (0, 1))):
+        for seed in seeds:
+            config = {"num_threads": 1 + len(sweep), "output_root": f"/out/{sweep}"}
+            write_run(tmp_path / sweep / str(seed), seed=seed, config=config)
+
+    records = load_records([tmp_path / "first", tmp_path / "again"])
+    (group,) = group_runs(records.runs).groups
+
+    assert sorted(group.seeds) == [0, 1, 2]
+    assert sorted(str(e.path.relative_to(tmp_path)) for e in records.excluded) == [
+        "again/0",
+        "again/1",
+    ]
+    assert all("a repeat of" in e.reason and "first" in e.reason for e in records.excluded)
+
+
+def test_debug_runs_cut_short_are_noted(tmp_path):
+    write_run(tmp_path / "0", config={"trainer.limit_train_batches": 3})
+    records = load_records([tmp_path])
+    assert any("trainer.limit_train_batches" in note for note in records.notes)
