@@ -31,7 +31,7 @@ def test_updates_per_epoch_drops_the_incomplete_batch():
     "per_epoch,accumulate,limit,expected",
     [
         (19, 1, None, 19),
-        (19, 1, 3, 3),  # debug=fast
+        (19, 1, 10, 10),  # debug=fast
         (19, 1, 40, 19),
         (19, 1, 0.5, 9),
         (19, 1, 1.0, 19),
