@@ -101,10 +101,16 @@ def is_ignored(key: str) -> bool:
 
 def group_runs(runs: list[Run]) -> Grouping:
     """Group runs by every config key whose value differs between runs, except ignored ones."""
-    # Keys only some runs have come from another config schema (another batchgap version);
-    # records.load_records says so, and grouping uses the keys every run shares.
-    shared = set.intersection(*(set(r.config) for r in runs)) if runs else set()
-    keys = sorted(k for k in shared if not is_ignored(k))
+    configs = [set(r.config) for r in runs]
+    if runs and all(r.has_config for r in runs):
+        # Every run's whole config is known: a key only some runs have (a `+key` setting, a
+        # GAN's objective beside a classifier, a debug run's batch limit) is a setting that
+        # differs, read as none where it is absent. records.load_records notes such keys.
+        pool = set.union(*configs)
+    else:
+        # Runs read from summary.json alone hold a few keys: group by those every run has.
+        pool = set.intersection(*configs) if runs else set()
+    keys = sorted(k for k in pool if not is_ignored(k))
     varying = [k for k in keys if len({_value(r, k) for r in runs}) > 1]
     batch_keys = [k for k in varying if _leaf(k) in BATCH_LEAVES]
     label_keys = [k for k in varying if _leaf(k) in LABEL_LEAVES and k not in batch_keys]

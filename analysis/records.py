@@ -18,6 +18,8 @@ import yaml
 log = logging.getLogger(__name__)
 
 SUMMARY = "summary.json"
+# The experiment name of the classifier that batchgap trains to score a GAN's samples.
+METRIC_CLASSIFIER = "metric_classifier"
 CONFIG = "config.yaml"
 WEIGHTS = "weights.csv"
 
@@ -173,6 +175,9 @@ def read_run(run_dir: Path) -> Run:
         error = _first_line(summary.get("error"))
         raise BadRecord(f"status {status!r}" + (f": {error}" if error else ""))
 
+    if summary.get("experiment_name") == METRIC_CLASSIFIER:
+        raise BadRecord("a GAN study's metric classifier (it scores samples), not a study run")
+
     config, has_config = _read_config(run_dir, summary)
     if _batch_size(summary, config) is None:
         raise BadRecord(f"no global_batch_size in {SUMMARY} or {CONFIG}")
@@ -303,12 +308,14 @@ def _exclude_repeats(records: Records) -> None:
     kept = []
     for run in records.runs:
         identity = tuple(sorted((k, v) for k, v in run.config.items() if not _how_it_ran(k)))
-        if identity in first:
+        # A run known from summary.json alone may differ in settings the summary omits.
+        if run.has_config and identity in first:
             reason = f"a repeat of {first[identity]} (the same config and seed)"
             records.excluded.append(Excluded(run.path, reason))
             log.warning("excluded %s: %s", run.path, reason)
         else:
-            first[identity] = run.path
+            if run.has_config:
+                first[identity] = run.path
             kept.append(run)
     records.runs = kept
 
@@ -337,9 +344,14 @@ def _schema_notes(runs: Iterable[Run]) -> list[str]:
         common = frozenset.intersection(*key_sets)
         partial = sorted(frozenset.union(*key_sets) - common)
         shown = ", ".join(partial[:5]) + (", ..." if len(partial) > 5 else "")
+        how = (
+            "grouped by the keys all runs share, since some runs have no config.yaml"
+            if missing
+            else "runs that differ in them are grouped apart (an absent key reads as none)"
+        )
         notes.append(
             f"runs have mismatched config keys: {len(partial)} key(s) only in some runs"
-            f" ({shown}); grouped by the keys all runs share"
+            f" ({shown}); {how}"
         )
         log.warning(notes[-1])
     return notes

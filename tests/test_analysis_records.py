@@ -201,3 +201,41 @@ def test_debug_runs_cut_short_are_noted(tmp_path):
     write_run(tmp_path / "0", config={"trainer.limit_train_batches": 3})
     records = load_records([tmp_path])
     assert any("trainer.limit_train_batches" in note for note in records.notes)
+
+
+def test_a_key_only_some_runs_have_splits_their_group(tmp_path):
+    # `+optim.optimizer.nesterov=true` on two seeds beside plain SGD on the same two seeds.
+    for seed in (0, 1):
+        write_run(tmp_path / f"plain{seed}", seed=seed)
+        write_run(tmp_path / f"nesterov{seed}", seed=seed, config={"optim.nesterov": True})
+
+    records = load_records([tmp_path])
+    groups = group_runs(records.runs).groups
+
+    assert not records.excluded
+    assert sorted(sorted(r.path.name for r in g.runs) for g in groups) == [
+        ["nesterov0", "nesterov1"],
+        ["plain0", "plain1"],
+    ]
+    assert all(sorted(g.seeds) == [0, 1] for g in groups)
+    assert any("grouped apart" in note for note in records.notes)
+
+
+def test_runs_known_from_their_summary_alone_are_never_called_repeats(tmp_path):
+    # Without config.yaml, runs that differ in settings the summary omits look alike.
+    for name in ("a", "b"):
+        write_run(tmp_path / name, seed=0, write_config=False)
+    records = load_records([tmp_path])
+    assert len(records.runs) == 2 and not records.excluded
+
+
+def test_a_gan_studys_metric_classifier_is_not_read_as_a_study_run(tmp_path):
+    write_run(tmp_path / "study" / "0")
+    write_run(tmp_path / "metric_classifiers" / "digits-1", config={"experiment_name": "x"})
+    summary_path = tmp_path / "metric_classifiers" / "digits-1" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary_path.write_text(json.dumps({**summary, "experiment_name": "metric_classifier"}))
+
+    records = load_records([tmp_path])
+    assert [r.path.name for r in records.runs] == ["0"]
+    assert "metric classifier" in records.excluded[0].reason

@@ -127,6 +127,8 @@ def cached_classifier_checkpoint(data_cfg, overrides: list[str], cache_root: Pat
             "batchgap.train",
             "task=classify",
             *args,
+            # The name batchgap-analyze knows it by: it scores GAN samples, it is not a study run.
+            "experiment_name=metric_classifier",
             f"num_threads={threads}",
             "trainer.enable_progress_bar=false",
             "logger=csv",
