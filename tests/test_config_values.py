@@ -103,6 +103,17 @@ def test_composed_once_per_choice_each_job_equals_hydras_own_compose(experiment)
         (["gan_objective=wgan"], "use task=gan gan_objective=wgan"),
         (["+data.global_batchsize=512"], "adds a setting batchgap never reads"),
         (["+foo=1"], "+foo=1 adds a setting batchgap never reads"),
+        (["trainer.devcies=2"], "did you mean trainer.devices?"),
+        (["optim.optimizer.nesterov=true"], "add it with +optim.optimizer.nesterov=true"),
+        (["gan_objective.n_critic=2"], "use task=gan gan_objective.n_critic=2"),
+        (["study.large_batch_size=256"], "on top of experiment=hoffer_digits"),
+        (["+trainer.max_epochs=3"], "trainer.max_epochs is set by batchgap from regime.epochs"),
+        (["trainer.max_epochs=3"], "trainer.max_epochs is set by batchgap from regime.epochs"),
+        (["hydra.launcher.n_jobs=2"], "this launcher has no such setting"),
+        (
+            ["-m", "hydra/launcher=parallel", "hydra.launcher.n_job=2", "seed=0,1"],
+            "did you mean hydra.launcher.n_jobs?",
+        ),
     ],
 )
 def test_a_misspelt_or_unread_key_is_one_line_naming_the_nearest(argv, expected):
@@ -119,6 +130,9 @@ def test_a_misspelt_or_unread_key_is_one_line_naming_the_nearest(argv, expected)
         ["++seed=3"],  # an existing key: an ordinary override
         ["experiment=hoffer_digits", "remedy=lb"],
         ["task=gan", "gan_objective=wgan"],
+        ["task=gan", "+gan_objective.generator.optimizer.weight_decay=0.1"],
+        ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=0,1"],
+        ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "seed=0,1"],
     ],
 )
 def test_keys_that_something_reads_pass(argv):

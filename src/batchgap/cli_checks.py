@@ -162,6 +162,7 @@ def check_jobs(argv: list[str]) -> None:
     multirun = "-m" in argv or "--multirun" in argv
     with initialize_config_module(config_module="batchgap.conf", version_base="1.3"):
         composer = JobComposer()
+        explained = overrides
         try:
             jobs = [overrides]
             if multirun:
@@ -171,8 +172,14 @@ def check_jobs(argv: list[str]) -> None:
                 )
                 params = first.hydra.sweeper.get("params")
                 jobs = sweep_jobs(overrides, OmegaConf.to_container(params) if params else None)
+            # Hydra's own settings (launcher, sweeper, run dir) are checked once, with the first
+            # job's choices; the jobs below are composed without them.
+            hydra_args = [a for a in overrides if a.lstrip("+~").startswith("hydra")]
+            if hydra_args:
+                explained = [*(a for a in jobs[0] if a not in hydra_args), *hydra_args]
+                compose(config_name="config", overrides=explained, return_hydra_config=True)
         except (HydraException, OmegaConfBaseException) as err:
-            message = unknown_key_message(str(err), overrides, composer) or _first_lines(err)
+            message = unknown_key_message(str(err), explained, composer) or _first_lines(err)
             raise ConfigError(message) from err
         for number, job in enumerate(jobs):
             where = f" (sweep job {number}: {' '.join(job)})" if len(jobs) > 1 else ""
@@ -194,9 +201,10 @@ def check_jobs(argv: list[str]) -> None:
 
 _COULD_NOT_OVERRIDE = re.compile(r"Could not override '([^']+)'")
 
-# Config groups outside the root defaults, and the choice that brings each into a job.
+# Config groups and settings outside the root defaults, and the choice that brings each in.
 BROUGHT_BY = {
     "remedy": "experiment=hoffer_digits",
+    "study": "experiment=hoffer_digits",
     "gan_net": "task=gan",
     "gan_objective": "task=gan",
 }
@@ -219,6 +227,11 @@ def _config_keys(cfg) -> list[str]:
 
 def unknown_key_message(error: str, job: list[str], composer: JobComposer) -> str | None:
     """One line for Hydra's refusal of a key or group the config lacks, naming the nearest."""
+    from hydra import compose
+    from omegaconf import OmegaConf
+
+    from batchgap.config_values import trainer_argument_refusal
+
     match = _COULD_NOT_OVERRIDE.search(error)
     if match is None:
         return None
@@ -227,22 +240,62 @@ def unknown_key_message(error: str, job: list[str], composer: JobComposer) -> st
         (a.partition("=")[2] for a in job if a.lstrip("+~").partition("=")[0] == key), "..."
     )
     groups = config_groups()
-    if key in BROUGHT_BY:
-        base = BROUGHT_BY[key]
-        return f"{key}={value} is chosen on top of {base}: use {base} {key}={value}"
-    if key in groups:
+    root, _, rest = key.partition(".")
+    if key in groups and key not in BROUGHT_BY:
         return f"{key}={value}: the {key} group is not in this config; add it with +{key}={value}"
+    if root == "trainer" and trainer_argument_refusal(rest):
+        return trainer_argument_refusal(rest)
+    others = [a for a in job if a.lstrip("+~").partition("=")[0] != key]
     try:
-        known = _config_keys(composer.base([a for a in job if a.partition("=")[0] != key]))
+        # Hydra's own settings are in the config only when it is composed with them.
+        hydra = root == "hydra"
+        base = compose(config_name="config", overrides=others, return_hydra_config=hydra)
     except Exception:
-        known = []
-    nearest = difflib.get_close_matches(key, [*known, *groups], n=1, cutoff=0.7)
+        return None
+    if root in BROUGHT_BY and OmegaConf.select(base, root, default=None) is None:
+        brought_by = BROUGHT_BY[root]
+        return f"{key}={value} is chosen on top of {brought_by}: use {brought_by} {key}={value}"
+    # Private keys (`_target_`) are never what a user meant.
+    known = [k for k in _config_keys(base) if not k.rpartition(".")[2].startswith("_")]
+    parent, _, leaf = key.rpartition(".")
+    siblings = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent]
+    # A misspelt name beside the right one first; then a key that its parent passes on.
+    near_leaf = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.75)
+    if near_leaf:
+        return f"{key}={value}: no such setting; did you mean {parent + '.' if parent else ''}" + (
+            f"{near_leaf[0]}?"
+        )
+    if not hydra and _takes_extra_keys(base, key):
+        return f"{key}={value} is not in the config; add it with +{key}={value}"
+    # The key's own parents are no suggestion: the user named them already.
+    candidates = [k for k in [*known, *groups] if not key.startswith(f"{k}.")]
+    nearest = difflib.get_close_matches(key, candidates, n=1, cutoff=0.7)
     if nearest:
         return f"{key}={value}: no such setting; did you mean {nearest[0]}?"
-    parent = key.rpartition(".")[0]
-    siblings = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent]
+    if parent == "hydra.launcher":
+        return (
+            f"{key}={value}: this launcher has no such setting; the launchers with settings of "
+            "their own are hydra/launcher=parallel and hydra/launcher=slurm"
+        )
+    if not siblings:
+        return None
     where = f"the settings of {parent}" if parent else "the top-level settings"
     return f"{key}={value}: no such setting; {where} are {', '.join(siblings)}"
+
+
+def _takes_extra_keys(cfg, key: str) -> bool:
+    """Whether something reads keys under `key`'s parents that the config does not list:
+    Lightning's Trainer (trainer.*) and every object built from a `_target_`."""
+    from omegaconf import DictConfig, OmegaConf
+
+    parts = key.split(".")
+    if parts[0] == "trainer" and len(parts) > 1:
+        return True
+    for depth in range(1, len(parts)):
+        node = OmegaConf.select(cfg, ".".join(parts[:depth]), default=None)
+        if isinstance(node, DictConfig) and "_target_" in node:
+            return True
+    return False
 
 
 def check_added_keys(job: list[str], composer: JobComposer) -> None:
@@ -251,7 +304,7 @@ def check_added_keys(job: list[str], composer: JobComposer) -> None:
     Extra keys reach Lightning's Trainer (trainer.*) and objects built from a `_target_`
     (optim.optimizer, model); batchgap's other settings are read by name.
     """
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import OmegaConf
 
     groups = set(config_groups())
 
@@ -266,20 +319,18 @@ def check_added_keys(job: list[str], composer: JobComposer) -> None:
     base = composer.base([arg for arg in job if arg not in added])
     for arg in added:
         key = arg.lstrip("+").partition("=")[0]
-        if key.split(".")[0] in ("hydra", "trainer"):
+        if key.split(".")[0] == "hydra":
             continue
         if OmegaConf.select(base, key, default=_ABSENT) is not _ABSENT:
             continue  # ++ of an existing key: an ordinary override
-        parts = key.split(".")
-        ancestors = [".".join(parts[:i]) for i in range(1, len(parts))]
-        if any(
-            isinstance(node := OmegaConf.select(base, a), DictConfig) and "_target_" in node
-            for a in ancestors
-        ):
+        if _takes_extra_keys(base, key):
             continue
-        known = _config_keys(base)
-        nearest = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-        hint = f"; did you mean {nearest[0]}?" if nearest else ""
+        parent, _, leaf = key.rpartition(".")
+        siblings = [
+            k.rpartition(".")[2] for k in _config_keys(base) if k.rpartition(".")[0] == parent
+        ]
+        nearest = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.75)
+        hint = f"; did you mean {parent + '.' if parent else ''}{nearest[0]}?" if nearest else ""
         raise ConfigError(
             f"{arg} adds a setting batchgap never reads (only trainer.* and objects with a "
             f"_target_ take extra keys){hint}"

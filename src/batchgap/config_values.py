@@ -79,6 +79,29 @@ MODEL_RULES: tuple[tuple[str, Callable[[object], bool], str], ...] = (
 
 _ABSENT = object()
 
+# Lightning Trainer arguments that batchgap derives itself, and what sets each; a
+# `+trainer.<name>` would clash with them when the Trainer is built.
+TRAINER_ARGUMENTS_SET = {
+    "max_epochs": "regime.epochs",
+    "max_steps": "regime.max_updates",
+    "gradient_clip_val": "optim.gradient_clip_norm",
+    "log_every_n_steps": "the epoch's length (at most 50)",
+    "callbacks": "batchgap's callbacks",
+    "plugins": "batchgap's Slurm detection",
+    "logger": "the logger group",
+    "default_root_dir": "hydra.run.dir",
+    "use_distributed_sampler": "batchgap's own sharded batches",
+    "enable_model_summary": "batchgap (off)",
+}
+
+
+def trainer_argument_refusal(name: str) -> str | None:
+    """Why `trainer.<name>` cannot be set, when batchgap derives that Trainer argument itself."""
+    if name not in TRAINER_ARGUMENTS_SET:
+        return None
+    source = TRAINER_ARGUMENTS_SET[name]
+    return f"trainer.{name} is set by batchgap from {source}; set that instead"
+
 
 def _check_rules(cfg: DictConfig, rules) -> None:
     for key, valid, what in rules:
@@ -90,6 +113,10 @@ def _check_rules(cfg: DictConfig, rules) -> None:
 def check_values(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first setting of this job outside its valid range."""
     _check_rules(cfg, RULES)
+    for name in cfg.trainer:
+        refusal = trainer_argument_refusal(str(name))
+        if refusal:
+            raise ConfigError(refusal)
     val, test = cfg.data.get("val_fraction"), cfg.data.get("test_fraction")
     if val is not None and test is not None and val + test >= 1:
         raise ConfigError(
