@@ -216,3 +216,25 @@ def test_a_crash_while_the_job_is_set_up_is_recorded_as_failed(tmp_path):
     summary = read_json(tmp_path / "run" / "summary.json")
     assert summary["status"] == "failed"
     assert "profiler" in summary["error"]
+
+
+def test_an_experiment_from_a_config_dir_of_ones_own_runs_and_is_checked(tmp_path):
+    own = tmp_path / "myconf" / "experiment"
+    own.mkdir(parents=True)
+    (own / "mine.yaml").write_text(
+        "# @package _global_\nexperiment_name: mine\nregime:\n  epochs: 1\nmodel:\n  width: 16\n"
+    )
+    base = ["--config-dir", str(tmp_path / "myconf"), "experiment=mine"]
+
+    done = run_cli("batchgap.train", *base, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert read_json(tmp_path / "run" / "summary.json")["experiment_name"] == "mine"
+
+    # The same one-line refusal, given as the job starts.
+    refused = run_cli(
+        "batchgap.train", *base, "seed=-1", f"hydra.run.dir={tmp_path}/bad", cwd=tmp_path
+    )
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    (error,) = error_lines(refused)
+    assert "seed=-1 is invalid" in error
+    assert not (tmp_path / "bad").exists()

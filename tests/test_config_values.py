@@ -137,3 +137,14 @@ def test_a_misspelt_or_unread_key_is_one_line_naming_the_nearest(argv, expected)
 )
 def test_keys_that_something_reads_pass(argv):
     check_jobs(argv)
+
+
+def test_a_glob_over_a_group_expands_to_its_options_as_hydra_does():
+    jobs = sweep_jobs(["experiment=hoffer_digits", "remedy=glob(lb*)"])
+    assert [job[1] for job in jobs] == [
+        "remedy=lb",
+        "remedy=lb_lr",
+        "remedy=lb_lr_gbn",
+        "remedy=lb_lr_gbn_ra",
+    ]
+    check_jobs(["-m", "experiment=hoffer_digits", "remedy=glob(lb*)"])

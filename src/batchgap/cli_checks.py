@@ -69,6 +69,16 @@ def check_overrides(argv: list[str]) -> None:
         raise ConfigError(f"BATCHGAP_OUTPUT={env_root} is not a writable directory")
 
 
+def uses_own_configs(argv: list[str]) -> bool:
+    """Whether the command line adds a config directory of the user's to batchgap's."""
+    return any(
+        arg in ("--config-dir", "-cd")
+        or arg.startswith("--config-dir=")
+        or arg.lstrip("+~").startswith("hydra.searchpath")
+        for arg in argv
+    )
+
+
 def _overrides(argv: list[str]) -> list[str]:
     return [arg for arg in argv if not arg.startswith("-") and "=" in arg]
 
@@ -80,6 +90,7 @@ def sweep_jobs(overrides: list[str], sweeper_params: dict | None = None) -> list
     same key replaces its list, and the product runs over keys in first-seen order.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Glob
 
     parser = OverridesParser.create()
     arguments = [f"{key}={value}" for key, value in (sweeper_params or {}).items()]
@@ -89,7 +100,12 @@ def sweep_jobs(overrides: list[str], sweeper_params: dict | None = None) -> list
         if override.key_or_group.startswith("hydra"):
             continue
         key = override.get_key_element()
-        if override.is_sweep_override():
+        value = override.value()
+        if isinstance(value, Glob):
+            # glob(...) picks among a group's options; Hydra needs its config loader for that.
+            options = value.filter(config_groups().get(override.key_or_group, []))
+            choices[key] = [f"{key}={option}" for option in options]
+        elif override.is_sweep_override():
             choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
         else:
             choices[key] = [arg]

@@ -27,6 +27,7 @@ from batchgap.batching import batch_layout, limited_updates_per_epoch, updates_p
 from batchgap.callbacks import DivergenceGuard, WeightDistance
 from batchgap.callbacks.noise_scale import GradientNoiseScale
 from batchgap.callbacks.requeue import JobRequeued, RequeueOnSignal
+from batchgap.config_values import check_values
 from batchgap.data.datamodule import ClassificationData
 from batchgap.data.sizes import check_data_fits
 from batchgap.distributed import place_processes, trainer_settings
@@ -331,6 +332,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 def main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        # Checked up front for a whole sweep too; here for configs the up-front check never saw.
+        check_values(cfg)
         check_slurm_tasks(cfg.trainer.devices)
         placement = place_processes(cfg)
         # A process that forks a node's ranks speaks for the first of them.
@@ -392,11 +395,21 @@ def remove_if_only_hydra_files(run_dir: Path) -> None:
 
 def cli() -> None:
     """Console entry point: reject bad command-line choices in one line, then run Hydra."""
-    from batchgap.cli_checks import check_jobs, check_overrides
+    from batchgap.cli_checks import check_jobs, check_overrides, uses_own_configs
 
+    argv = sys.argv[1:]
     try:
-        check_overrides(sys.argv[1:])
-        check_jobs(sys.argv[1:])
+        if uses_own_configs(argv):
+            # Limitation: configs from --config-dir or hydra.searchpath are checked as each job
+            # starts, not all up front (the up-front checks compose batchgap's configs alone).
+            print(
+                "batchgap-train: configs of your own: each job's settings are checked as it "
+                "starts, not before the sweep",
+                file=sys.stderr,
+            )
+        else:
+            check_overrides(argv)
+            check_jobs(argv)
     except ConfigError as err:
         print(f"batchgap-train: error: {err}", file=sys.stderr)
         sys.exit(2)
