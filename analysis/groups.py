@@ -6,7 +6,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from batchgap_analysis.records import Run
+from batchgap_analysis.records import Run, how_it_ran
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +93,13 @@ class Grouping:
 
 
 def is_ignored(key: str) -> bool:
-    """Seeds and path-like keys (paths.*, hydra.*, *dir, *path, *root) never define a group."""
+    """Seeds, path-like keys (paths.*, hydra.*, *dir, *path, *root) and keys that only say how a
+    run ran (threads, loggers, checkpoints, progress bar) never define a group."""
     parts = key.split(".")
     leaf = parts[-1]
-    return parts[0] in _IGNORED_ROOTS or leaf == "seed" or leaf.endswith(("dir", "path", "root"))
+    if parts[0] in _IGNORED_ROOTS or leaf == "seed" or leaf.endswith(("dir", "path", "root")):
+        return True
+    return how_it_ran(key)
 
 
 def group_runs(runs: list[Run]) -> Grouping:

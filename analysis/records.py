@@ -44,12 +44,14 @@ CONFIG_FROM_SUMMARY = {
 _HOW_IT_RAN = (
     "num_threads",
     "resume",
+    "checkpoint",
     "output_root",
     "logger",
     "perf",
     "hydra",
     "paths",
     "trainer.enable_progress_bar",
+    "trainer.profiler",
     "trainer.process_group_timeout_s",
 )
 
@@ -296,7 +298,8 @@ def _batch_size(summary: dict, config: dict) -> int | None:
         return None
 
 
-def _how_it_ran(key: str) -> bool:
+def how_it_ran(key: str) -> bool:
+    """Whether a config key says how or where a run ran, never what it computed."""
     if key.rsplit(".", 1)[-1].endswith(("dir", "path", "root", "cache")):
         return True
     return any(key == k or key.startswith(f"{k}.") for k in _HOW_IT_RAN)
@@ -307,7 +310,7 @@ def _exclude_repeats(records: Records) -> None:
     first: dict[tuple, Path] = {}
     kept = []
     for run in records.runs:
-        identity = tuple(sorted((k, v) for k, v in run.config.items() if not _how_it_ran(k)))
+        identity = tuple(sorted((k, v) for k, v in run.config.items() if not how_it_ran(k)))
         # A run known from summary.json alone may differ in settings the summary omits.
         if run.has_config and identity in first:
             reason = f"a repeat of {first[identity]} (the same config and seed)"

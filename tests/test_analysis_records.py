@@ -239,3 +239,18 @@ def test_a_gan_studys_metric_classifier_is_not_read_as_a_study_run(tmp_path):
     records = load_records([tmp_path])
     assert [r.path.name for r in records.runs] == ["0"]
     assert "metric classifier" in records.excluded[0].reason
+
+
+def test_how_a_run_ran_never_splits_a_group(tmp_path):
+    write_run(tmp_path / "0", seed=0, config={"trainer.enable_progress_bar": None})
+    write_run(
+        tmp_path / "1",
+        seed=1,
+        config={
+            "trainer.enable_progress_bar": False,
+            "checkpoint.every_n_epochs": 5,
+            "num_threads": 2,
+        },
+    )
+    (group,) = group_runs(load_records([tmp_path]).runs).groups
+    assert sorted(group.seeds) == [0, 1]
