@@ -111,6 +111,11 @@ def test_composed_once_per_choice_each_job_equals_hydras_own_compose(experiment)
         (["trainer.max_epochs=3"], "trainer.max_epochs is set by batchgap from regime.epochs"),
         (["hydra.launcher.n_jobs=2"], "this launcher has no such setting"),
         (
+            ["+optim.optimizer.nesterv=true"],
+            "torch.optim.SGD takes no argument 'nesterv'; did you mean optim.optimizer.nesterov?",
+        ),
+        (["+trainer.profler=simple"], "Lightning's Trainer takes no argument 'profler'"),
+        (
             ["-m", "hydra/launcher=parallel", "hydra.launcher.n_job=2", "seed=0,1"],
             "did you mean hydra.launcher.n_jobs?",
         ),

@@ -314,6 +314,36 @@ def _takes_extra_keys(cfg, key: str) -> bool:
     return False
 
 
+def _receiver_arguments(cfg, key: str) -> tuple[str, list[str]] | None:
+    """The name and keyword arguments of what receives `key` (Lightning's Trainer, or the
+    `_target_` of its parent node); None when any name is taken or the receiver is unknown."""
+    import inspect
+
+    from hydra.utils import get_object
+    from omegaconf import DictConfig, OmegaConf
+
+    parent = key.rpartition(".")[0]
+    if parent == "trainer":
+        import lightning
+
+        receiver, name = lightning.Trainer, "Lightning's Trainer"
+    else:
+        node = OmegaConf.select(cfg, parent, default=None) if parent else None
+        if not (isinstance(node, DictConfig) and "_target_" in node):
+            return None
+        try:
+            receiver, name = get_object(str(node._target_)), str(node._target_)
+        except Exception:
+            return None
+    try:
+        parameters = inspect.signature(receiver).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return name, [p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+
+
 def check_added_keys(job: list[str], composer: JobComposer) -> None:
     """Refuse a `+key=value` that adds a setting nothing reads, which would pass silently.
 
@@ -339,9 +369,14 @@ def check_added_keys(job: list[str], composer: JobComposer) -> None:
             continue
         if OmegaConf.select(base, key, default=_ABSENT) is not _ABSENT:
             continue  # ++ of an existing key: an ordinary override
-        if _takes_extra_keys(base, key):
-            continue
         parent, _, leaf = key.rpartition(".")
+        if _takes_extra_keys(base, key):
+            receiver = _receiver_arguments(base, key)
+            if receiver is None or leaf in receiver[1]:
+                continue
+            nearest = difflib.get_close_matches(leaf, receiver[1], n=1, cutoff=0.75)
+            hint = f"; did you mean {parent}.{nearest[0]}?" if nearest else ""
+            raise ConfigError(f"{arg}: {receiver[0]} takes no argument {leaf!r}{hint}")
         siblings = [
             k.rpartition(".")[2] for k in _config_keys(base) if k.rpartition(".")[0] == parent
         ]
