@@ -10,9 +10,6 @@ from batchgap_analysis.records import Run, how_it_ran
 
 log = logging.getLogger(__name__)
 
-# Path-like keys differ between any two runs and say nothing about the experiment.
-_IGNORED_ROOTS = frozenset({"paths", "hydra"})
-
 # Keys that follow the batch size within one study: the lr by the scaling rule, epochs and
 # milestones by regime adaptation, accumulation by the device count. Groups that differ only in
 # these (and in remedies) are compared against each other. Warmup is not among them: under
@@ -93,13 +90,9 @@ class Grouping:
 
 
 def is_ignored(key: str) -> bool:
-    """Seeds, path-like keys (paths.*, hydra.*, *dir, *path, *root) and keys that only say how a
-    run ran (threads, loggers, checkpoints, progress bar) never define a group."""
-    parts = key.split(".")
-    leaf = parts[-1]
-    if parts[0] in _IGNORED_ROOTS or leaf == "seed" or leaf.endswith(("dir", "path", "root")):
-        return True
-    return how_it_ran(key)
+    """Seeds and keys that only say how or where a run ran (paths.*, hydra.*, *dir, *path,
+    *root, threads, loggers, checkpoints, progress bar) never define a group."""
+    return key.split(".")[-1] == "seed" or how_it_ran(key)
 
 
 def group_runs(runs: list[Run]) -> Grouping:
