@@ -180,20 +180,19 @@ def check_jobs(argv: list[str]) -> None:
         composer = JobComposer()
         explained = overrides
         try:
-            jobs = [overrides]
-            if multirun:
-                first_job = sweep_jobs(overrides)[0]
-                first = compose(
-                    config_name="config", overrides=first_job, return_hydra_config=True
-                )
-                params = first.hydra.sweeper.get("params")
-                jobs = sweep_jobs(overrides, OmegaConf.to_container(params) if params else None)
             # Hydra's own settings (launcher, sweeper, run dir) are checked once, with the first
             # job's choices; the jobs below are composed without them.
             hydra_args = [a for a in overrides if a.lstrip("+~").startswith("hydra")]
-            if hydra_args:
-                explained = [*(a for a in jobs[0] if a not in hydra_args), *hydra_args]
-                compose(config_name="config", overrides=explained, return_hydra_config=True)
+            jobs = [overrides]
+            if multirun:
+                explained = [*sweep_jobs(overrides)[0], *hydra_args]
+                first = compose(
+                    config_name="config", overrides=explained, return_hydra_config=True
+                )
+                params = first.hydra.sweeper.get("params")
+                jobs = sweep_jobs(overrides, OmegaConf.to_container(params) if params else None)
+            elif hydra_args:
+                compose(config_name="config", overrides=overrides, return_hydra_config=True)
         except (HydraException, OmegaConfBaseException) as err:
             message = unknown_key_message(str(err), explained, composer) or _first_lines(err)
             raise ConfigError(message) from err
@@ -259,8 +258,8 @@ def unknown_key_message(error: str, job: list[str], composer: JobComposer) -> st
     root, _, rest = key.partition(".")
     if key in groups and key not in BROUGHT_BY:
         return f"{key}={value}: the {key} group is not in this config; add it with +{key}={value}"
-    if root == "trainer" and trainer_argument_refusal(rest):
-        return trainer_argument_refusal(rest)
+    if root == "trainer" and (refusal := trainer_argument_refusal(rest)):
+        return refusal
     others = [a for a in job if a.lstrip("+~").partition("=")[0] != key]
     try:
         # Hydra's own settings are in the config only when it is composed with them.
@@ -273,14 +272,12 @@ def unknown_key_message(error: str, job: list[str], composer: JobComposer) -> st
         return f"{key}={value} is chosen on top of {brought_by}: use {brought_by} {key}={value}"
     # Private keys (`_target_`) are never what a user meant.
     known = [k for k in _config_keys(base) if not k.rpartition(".")[2].startswith("_")]
-    parent, _, leaf = key.rpartition(".")
+    parent = key.rpartition(".")[0]
     siblings = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent]
     # A misspelt name beside the right one first; then a key that its parent passes on.
-    near_leaf = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.75)
-    if near_leaf:
-        return f"{key}={value}: no such setting; did you mean {parent + '.' if parent else ''}" + (
-            f"{near_leaf[0]}?"
-        )
+    near = _nearest_sibling(key, siblings)
+    if near:
+        return f"{key}={value}: no such setting; did you mean {near}?"
     if not hydra and _takes_extra_keys(base, key):
         return f"{key}={value} is not in the config; add it with +{key}={value}"
     # The key's own parents are no suggestion: the user named them already.
@@ -297,6 +294,15 @@ def unknown_key_message(error: str, job: list[str], composer: JobComposer) -> st
         return None
     where = f"the settings of {parent}" if parent else "the top-level settings"
     return f"{key}={value}: no such setting; {where} are {', '.join(siblings)}"
+
+
+def _nearest_sibling(key: str, siblings: list[str]) -> str | None:
+    """The dotted key of the name among `siblings` (under `key`'s parent) closest to `key`'s."""
+    parent, _, leaf = key.rpartition(".")
+    nearest = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.75)
+    if not nearest:
+        return None
+    return f"{parent}.{nearest[0]}" if parent else nearest[0]
 
 
 def _takes_extra_keys(cfg, key: str) -> bool:
@@ -352,11 +358,9 @@ def check_added_keys(job: list[str], composer: JobComposer) -> None:
     """
     from omegaconf import OmegaConf
 
-    groups = set(config_groups())
-
     def added_setting(arg: str) -> bool:
         key = arg.lstrip("+").partition("=")[0]
-        return arg.startswith("+") and key not in groups and "/" not in key
+        return arg.startswith("+") and key not in composer.groups and "/" not in key
 
     added = [arg for arg in job if added_setting(arg)]
     if not added:
@@ -374,14 +378,14 @@ def check_added_keys(job: list[str], composer: JobComposer) -> None:
             receiver = _receiver_arguments(base, key)
             if receiver is None or leaf in receiver[1]:
                 continue
-            nearest = difflib.get_close_matches(leaf, receiver[1], n=1, cutoff=0.75)
-            hint = f"; did you mean {parent}.{nearest[0]}?" if nearest else ""
+            near = _nearest_sibling(key, receiver[1])
+            hint = f"; did you mean {near}?" if near else ""
             raise ConfigError(f"{arg}: {receiver[0]} takes no argument {leaf!r}{hint}")
         siblings = [
             k.rpartition(".")[2] for k in _config_keys(base) if k.rpartition(".")[0] == parent
         ]
-        nearest = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.75)
-        hint = f"; did you mean {parent + '.' if parent else ''}{nearest[0]}?" if nearest else ""
+        near = _nearest_sibling(key, siblings)
+        hint = f"; did you mean {near}?" if near else ""
         raise ConfigError(
             f"{arg} adds a setting batchgap never reads (only trainer.* and objects with a "
             f"_target_ take extra keys){hint}"
